@@ -1,0 +1,78 @@
+"""The casework worker: runs the case workflows and their activities on task queue "casework".
+
+`python -m infra.worker` (started by `sunshine up`); waits for Temporal to be reachable, then polls
+until SIGINT/SIGTERM, finishing in-flight activities gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from infra.clients import connect_temporal
+from infra.db import make_engine
+from infra.settings import Settings, get_settings
+
+log = logging.getLogger("sunshine.worker")
+
+CONNECT_TIMEOUT_SECONDS = 60.0
+
+
+def build_casework_worker(client: Client, settings: Settings) -> Worker:
+    from sqlmodel import Session
+
+    from activities.calendar import CalendarActivities
+
+    engine = make_engine(settings.effective_database_url)
+    calendar = CalendarActivities(lambda: Session(engine))
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[],
+        activities=[calendar.compute_deadline],
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+async def _connect_with_retry(settings: Settings) -> Client:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONNECT_TIMEOUT_SECONDS
+    while True:
+        try:
+            return await connect_temporal(settings)
+        except Exception as exc:
+            if loop.time() > deadline:
+                raise RuntimeError(f"Temporal at {settings.effective_temporal_address} unreachable: {exc}") from exc
+            await asyncio.sleep(1)
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await _connect_with_retry(settings)
+    worker = build_casework_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        ready_file = os.environ.get("SUNSHINE_WORKER_READY_FILE")
+        if ready_file:
+            Path(ready_file).write_text(str(os.getpid()))
+        log.info("casework worker polling task queue %s", settings.temporal_task_queue)
+        await stop.wait()
+
+
+def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()
