@@ -91,7 +91,7 @@ def _calendar_warnings(engine: Any) -> list[str]:
     today = datetime.now(BEIJING).date()
     try:
         with Session(engine) as session:
-            official = calendar_service.latest_official_years(session)
+            official = calendar_service.official_years(session)
     except Exception:
         official = []
     status = next_year_status(today, official)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def build_casework_worker(client: Client, settings: Settings) -> Worker:
     calendar = CalendarActivities(lambda: Session(engine))
     return Worker(
         client,
+        # compute_deadline is sync (database and calendar code); it runs on this pool.
+        activity_executor=ThreadPoolExecutor(max_workers=8),
         task_queue=settings.temporal_task_queue,
         workflows=[],
         activities=[calendar.compute_deadline],
