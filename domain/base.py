@@ -19,4 +19,4 @@ def timestamp_field(*, nullable: bool = False, default_now: bool = False) -> dat
         kwargs["default_factory"] = utcnow
     elif nullable:
         kwargs["default"] = None
-    return Field(**kwargs)  # type: ignore[no-any-return]
+    return Field(**kwargs)

@@ -12,7 +12,7 @@ from infra.settings import normalise_database_url
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
-    return create_engine(normalise_database_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(normalise_database_url(url), pool_pre_ping=True, **kwargs)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from infra.components.process import ComponentError, ComponentSpec, start_compon
 STUBBORN = """
 import signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+subprocess.Popen([sys.executable, "-c", GRANDCHILD])
 open(sys.argv[1], "w").write("ready")
 time.sleep(600)
 """
