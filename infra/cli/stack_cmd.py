@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     current.set_defaults(handler=_db_current)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     from pydantic import ValidationError
 
     from infra.settings import get_settings
@@ -41,7 +41,7 @@ def _up(args: argparse.Namespace) -> int:
     return run_stack(_settings(), seed_demo=not args.no_demo, printer=lambda line: print(line, flush=True))
 
 
-def _with_database(action):  # type: ignore[no-untyped-def]
+def _with_database(action):
     from sqlalchemy.exc import OperationalError
 
     try:

@@ -50,3 +50,36 @@ def test_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_custody_log_is_append_only(db_engine) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from tests.fixtures.database import truncate_all
+
+    evidence_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    with db_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO evidence (id, bucket, key, sha256, sm3, size, content_type, stored_at, retention_mode,"
+                 " retain_until, collection_method, source, created_at) VALUES (:id, 'b', 'k', :sha, :sm3, 1,"
+                 " 'image/png', :now, 'COMPLIANCE', :now, 'upload', '{}', :now)"),
+            {"id": evidence_id, "sha": "a" * 64, "sm3": "b" * 64, "now": now},
+        )
+        connection.execute(
+            text("INSERT INTO custody_event (evidence_id, action, at, actor, detail) "
+                 "VALUES (:id, 'collected', :now, 'user:test', '{}')"),
+            {"id": evidence_id, "now": now},
+        )
+    try:
+        for statement in ("UPDATE custody_event SET actor = 'user:mallory'", "DELETE FROM custody_event"):
+            with pytest.raises(DBAPIError, match="append-only"), db_engine.begin() as connection:
+                connection.execute(text(statement))
+        with db_engine.connect() as connection:
+            assert connection.execute(text("SELECT actor FROM custody_event")).scalar_one() == "user:test"
+    finally:
+        truncate_all(db_engine)
