@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from domain.base import timestamp_field
+from domain.merchants import models as _merchant_models  # noqa: F401  (FK target table must be registered)
 
 
 class DeviceKind(StrEnum):

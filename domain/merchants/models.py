@@ -10,6 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from domain.base import timestamp_field
+from domain.evidence import models as _evidence_models  # noqa: F401  (FK target table must be registered)
 
 
 class RiskLevel(StrEnum):

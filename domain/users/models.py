@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
 from domain.base import timestamp_field
+from domain.merchants import models as _merchant_models  # noqa: F401  (FK target tables must be registered)
 
 
 class Role(StrEnum):
