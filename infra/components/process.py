@@ -86,7 +86,7 @@ def start_component(spec: ComponentSpec) -> RunningComponent:
     env = dict(os.environ)
     if spec.env:
         env.update(spec.env)
-    kwargs: dict = {}
+    kwargs: dict = {"preexec_fn": _die_with_parent}
     if spec.run_as is not None and os.geteuid() == 0:
         kwargs["user"] = spec.run_as
     with open(spec.log_path, "ab") as log:
@@ -154,6 +154,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the supervisor itself is killed (SIGKILL leaves no chance to clean up)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -59,3 +59,31 @@ def test_a_child_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
     time.sleep(0.1)
     after = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert [p for p in after if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_children_go_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of the supervisor cannot be handled; the children still end (parent-death signal)."""
+    import signal
+    import subprocess
+
+    ready = tmp_path / "child.pid"
+    supervisor = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from infra.components.process import ComponentSpec, start_component\n"
+        "ready = Path(sys.argv[1])\n"
+        "spec = ComponentSpec(name='sleeper', argv=[sys.executable, '-c', 'import time; time.sleep(600)'],\n"
+        "                     log_path=ready.with_suffix('.log'), ready_check=lambda: True)\n"
+        "child = start_component(spec)\n"
+        "ready.write_text(str(child.pid))\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", supervisor, str(ready)])
+    deadline = time.monotonic() + 20
+    while not ready.exists() or not ready.read_text():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    child = psutil.Process(int(ready.read_text()))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    child.wait(timeout=5)  # raises TimeoutExpired if it outlived the supervisor
