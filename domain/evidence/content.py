@@ -69,9 +69,7 @@ def check_content_type(head: bytes, *, declared: str | None = None) -> str:
         raise UnsupportedContent("evidence is empty")
     sniffed = sniff_content_type(head)
     if sniffed is None:
-        raise UnsupportedContent(
-            "content is not an accepted evidence format (JPEG, PNG, WebP images; WebM, MP4 video)"
-        )
+        raise UnsupportedContent("content is not an accepted evidence format (JPEG, PNG, WebP images; WebM, MP4 video)")
     if declared is not None and normalise_content_type(declared) != sniffed:
         raise ContentTypeMismatch(f"declared content type {declared!r} but the bytes are {sniffed}")
     return sniffed
