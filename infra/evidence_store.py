@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,7 +52,8 @@ from domain.evidence.content import (
     UnsupportedContent,
     check_content_type,
 )
-from domain.evidence.models import CollectionMethod, CustodyAction, Evidence
+from domain.evidence.models import CollectionMethod, CustodyAction
+from domain.evidence.refs import EvidenceRef
 from infra.db import session_scope
 from infra.settings import Settings
 
@@ -94,55 +95,6 @@ class ObjectLockNotEnabled(EvidenceStoreError):
 
 class EvidenceIntegrityError(EvidenceStoreError):
     """Stored bytes differ from their record (size, SHA-256 or SM3)."""
-
-
-@dataclass(frozen=True)
-class EvidenceRef:
-    """Where evidence lies and what it must hash to: small and JSON-able, for workflow payloads."""
-
-    evidence_id: uuid.UUID
-    bucket: str
-    key: str
-    version_id: str | None
-    sha256: str
-    sm3: str
-    size: int
-    content_type: str
-    stored_at: datetime
-
-    def to_payload(self) -> dict[str, Any]:
-        payload = asdict(self)
-        payload["evidence_id"] = str(self.evidence_id)
-        payload["stored_at"] = self.stored_at.isoformat()
-        return payload
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> EvidenceRef:
-        return cls(
-            evidence_id=uuid.UUID(str(payload["evidence_id"])),
-            bucket=str(payload["bucket"]),
-            key=str(payload["key"]),
-            version_id=None if payload.get("version_id") is None else str(payload["version_id"]),
-            sha256=str(payload["sha256"]),
-            sm3=str(payload["sm3"]),
-            size=int(payload["size"]),
-            content_type=str(payload["content_type"]),
-            stored_at=datetime.fromisoformat(str(payload["stored_at"])),
-        )
-
-    @classmethod
-    def from_record(cls, evidence: Evidence) -> EvidenceRef:
-        return cls(
-            evidence_id=evidence.id,
-            bucket=evidence.bucket,
-            key=evidence.key,
-            version_id=evidence.version_id,
-            sha256=evidence.sha256,
-            sm3=evidence.sm3,
-            size=evidence.size,
-            content_type=evidence.content_type,
-            stored_at=evidence.stored_at,
-        )
 
 
 def content_key(sha256: str) -> str:
