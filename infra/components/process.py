@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 STOP_GRACE_SECONDS = 8.0
 
@@ -78,6 +79,14 @@ class RunningComponent:
             self.process.wait(timeout=2)
 
 
+def run_as_kwargs(user: str) -> dict[str, Any]:
+    """Popen arguments that drop root to ``user`` entirely: uid, its own group, no root supplementary groups."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def start_component(spec: ComponentSpec) -> RunningComponent:
     """Start the process and block until its ready check passes (or raise, with the process stopped)."""
     if spec.prepare is not None:
@@ -88,7 +97,7 @@ def start_component(spec: ComponentSpec) -> RunningComponent:
         env.update(spec.env)
     kwargs: dict = {"preexec_fn": _die_with_parent}
     if spec.run_as is not None and os.geteuid() == 0:
-        kwargs["user"] = spec.run_as
+        kwargs.update(run_as_kwargs(spec.run_as))
     with open(spec.log_path, "ab") as log:
         process = subprocess.Popen(
             list(spec.argv),
