@@ -8,7 +8,8 @@ import sys
 import pytest
 
 MODULES = ["domain.merchants.models", "domain.users.models", "domain.devices.models", "domain.evidence.models",
-           "domain.calendar.models"]
+           "domain.calendar.models",
+           "domain.cases.models", "domain.notifications.models"]
 
 
 @pytest.mark.parametrize("module", MODULES)
