@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,17 @@ from temporalio.client import Client
 from api import health
 from infra.clients import connect_temporal, make_minio_client
 from infra.db import make_engine
+from infra.evidence_store import EvidenceStore
 from infra.settings import Settings, get_settings
+
+# Routers mounted under /api/v1, one module per area (each exposes ``router``).
+API_ROUTERS = (
+    "api.routes.auth",
+    "api.routes.alerts",
+    "api.routes.cases",
+    "api.routes.directory",
+    "api.routes.inbox",
+)
 
 
 def temporal_connector(settings: Settings) -> Callable[[], Awaitable[Client]]:
@@ -39,9 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings.effective_database_url)
         app.state.minio = make_minio_client(settings)
         app.state.temporal = temporal_connector(settings)
+        app.state.evidence_store = EvidenceStore.from_settings(settings, app.state.engine)
         yield
         app.state.engine.dispose()
 
     app = FastAPI(title="Sunshine 阳光食品工程智慧监管平台", version="0.1.0", lifespan=lifespan)
     app.include_router(health.router)
+    for module_name in API_ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.include_router(module.router, prefix="/api/v1")
     return app
