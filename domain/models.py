@@ -6,6 +6,7 @@ from domain.devices.models import Device
 from domain.evidence.models import CustodyEvent, Evidence
 from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
 from domain.notifications.models import Notification, OutboxMessage
+from domain.users.lockout import LoginLockout
 from domain.users.models import User
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Device",
     "EnforcementHandoff",
     "Evidence",
+    "LoginLockout",
     "Merchant",
     "Notification",
     "OfficialCalendarYear",

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     evidence_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     evidence_presign_seconds: int = Field(default=300, ge=10, le=3600)
 
+    # People's sign-in (等保 level 3 application controls).
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=7 * 24)
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
     web_host: str = "127.0.0.1"
     web_port: int = 8000
 

@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["domain.merchants.models", "domain.users.models", "domain.devices.models", "domain.evidence.models",
            "domain.calendar.models",
-           "domain.cases.models", "domain.notifications.models"]
+           "domain.cases.models", "domain.notifications.models", "domain.users.lockout"]
 
 
 @pytest.mark.parametrize("module", MODULES)
