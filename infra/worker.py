@@ -10,10 +10,13 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -26,20 +29,44 @@ log = logging.getLogger("sunshine.worker")
 CONNECT_TIMEOUT_SECONDS = 60.0
 
 
-def build_casework_worker(client: Client, settings: Settings) -> Worker:
-    from sqlmodel import Session
+# Sync activities (SQLAlchemy) run on a thread pool of this size; as many may run at once.
+ACTIVITY_THREADS = 16
 
+
+def casework_registrations(client: Client, session_factory: Callable[[], Session]) -> tuple[list[type], list[Any]]:
+    """The workflows and activities of task queue "casework" (tests build their worker from the same lists)."""
     from activities.calendar import CalendarActivities
+    from activities.cases import CaseActivities
+    from activities.handoffs import HandoffActivities
+    from workflows.alert_case import AlertCaseWorkflow
+    from workflows.enforcement_handoff import EnforcementHandoffWorkflow
 
+    calendar = CalendarActivities(session_factory)
+    cases = CaseActivities(session_factory)
+    handoffs = HandoffActivities(client)  # starts the hand-off workflow: needs the client
+    workflows: list[type] = [AlertCaseWorkflow, EnforcementHandoffWorkflow]
+    activities: list[Any] = [
+        calendar.compute_deadline,
+        cases.project_case,
+        cases.append_case_events,
+        cases.notify,
+        cases.advise_disposition,
+        cases.project_handoff,
+        handoffs.start_handoff,
+    ]
+    return workflows, activities
+
+
+def build_casework_worker(client: Client, settings: Settings) -> Worker:
     engine = make_engine(settings.effective_database_url)
-    calendar = CalendarActivities(lambda: Session(engine))
+    workflows, activities = casework_registrations(client, lambda: Session(engine))
     return Worker(
         client,
-        # compute_deadline is sync (database and calendar code); it runs on this pool.
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        max_concurrent_activities=ACTIVITY_THREADS,
         task_queue=settings.temporal_task_queue,
-        workflows=[],
-        activities=[calendar.compute_deadline],
+        workflows=workflows,
+        activities=activities,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 

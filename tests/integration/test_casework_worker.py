@@ -29,6 +29,7 @@ class DeadlineProbe:
     async def run(self, request: ComputeDeadlineInput) -> ComputeDeadlineOutput:
         return await workflow.execute_activity(
             "compute_deadline", request, result_type=ComputeDeadlineOutput,
+            task_queue=workflow.info().task_queue.removesuffix("-probe"),
             start_to_close_timeout=timedelta(seconds=30),
         )
 
@@ -40,12 +41,13 @@ async def test_compute_deadline_through_the_worker(
                         temporal_task_queue=f"casework-{uuid.uuid4().hex[:8]}")
     client = await Client.connect(temporal_dev_server)
     worker = build_casework_worker(client, settings)
-    probe = Worker(client, task_queue=settings.temporal_task_queue, workflows=[DeadlineProbe])
+    # Its own queue: the casework worker already polls workflow tasks on the casework queue.
+    probe = Worker(client, task_queue=f"{settings.temporal_task_queue}-probe", workflows=[DeadlineProbe])
 
     async def compute(started: datetime, rule: DeadlineRule, amount: int) -> ComputeDeadlineOutput:
         return await client.execute_workflow(
             DeadlineProbe.run, ComputeDeadlineInput(started, rule, amount),
-            id=f"probe-{uuid.uuid4()}", task_queue=settings.temporal_task_queue,
+            id=f"probe-{uuid.uuid4()}", task_queue=f"{settings.temporal_task_queue}-probe",
         )
 
     async with worker, probe:
