@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
     )
     from activities.handoffs import HandoffActivities, HandoffInput, StartHandoffInput
-    from domain.alerts.taxonomy import AlertTypeInfo, alert_type_info
+    from domain.alerts.taxonomy import AlertCategory, AlertTypeInfo, alert_type_info
     from workflows import case_rules as rules
     from workflows.alert_case_types import (
         CASE_STATUS_LABELS,
@@ -647,6 +647,10 @@ class AlertCaseWorkflow:
                 as_of=workflow.now(), rectified=rectified,
                 rectified_within_deadline=state.flags.get("rectified_in_time") if rectified else None,
                 deadline_missed="rectification" in state.overdue, substantiated=substantiated, harm=state.harm,
+                # What the case itself shows: a merchant who answered through the platform did not refuse the
+                # inspection; only camera alerts can be a deliberate cut or turn (办法 第十二条).
+                refused_inspection=False if state.verification is not None else None,
+                deliberate_tampering=None if _is_camera_alert(state.alert_type) else False,
             ),
             **ACTIVITY_OPTIONS,
         )
@@ -682,4 +686,8 @@ def _advice_digest(advice: dict[str, Any] | None) -> dict[str, Any] | None:
     """The headline of a disposition advice for a timeline line (the full advice is on the case)."""
     if not advice:
         return None
-    return {key: advice[key] for key in ("recommendation", "label", "label_zh") if key in advice} or None
+    return {key: advice[key] for key in ("recommendation", "recommendation_label", "label") if key in advice} or None
+
+
+def _is_camera_alert(alert_type: str) -> bool:
+    return alert_type_info(alert_type).category is AlertCategory.camera

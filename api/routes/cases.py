@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import urllib3.exceptions
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -334,6 +334,9 @@ class ReviewBody(BaseModel):
     working_days: int | None = Field(
         default=None, ge=1, le=3, description="reject_*: the new rectification deadline in working days"
     )
+    harm: Literal["none", "minor", "actual"] | None = Field(
+        default=None, description="危害后果 as the officer found it; without it the advice cannot recommend leniency"
+    )
 
 
 class TransferBody(BaseModel):
@@ -444,7 +447,8 @@ async def set_deadline(
 async def review(body: ReviewBody, case: CurrentCase, actor: CurrentActor, request: Request) -> dict[str, Any]:
     """录入审核: the officer approves or rejects a rectification, or accepts or rejects a dispute."""
     payload = ReviewInput(
-        actor=actor, decision=body.decision, note=body.note, outcome=body.outcome, working_days=body.working_days
+        actor=actor, decision=body.decision, note=body.note, outcome=body.outcome, working_days=body.working_days,
+        harm=body.harm,
     )
     return await _send_update(request, case.case_id, UPDATE_REVIEW, payload)
 

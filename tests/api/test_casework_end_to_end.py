@@ -155,3 +155,50 @@ async def test_actions_on_the_real_workflow(
             assert detail["case"]["status"] == "rectifying"  # the projection the handler wrote before answering
             assert any(event["actor"] == "merchant1" for event in detail["timeline"])
         await client.get_workflow_handle(case_id).terminate("test over")
+
+
+async def test_closed_loop_through_the_api_records_the_officers_findings_in_the_advice(
+    temporal_dev_server: str, database_url: str, tmp_path: Path, db_engine: Engine, world: World, seaweedfs
+) -> None:
+    """Merchant answers with a photo, the officer approves and records 危害后果: the advice uses that finding."""
+    from infra.evidence_store import EvidenceStore
+
+    settings = api_settings_for(
+        database_url, tmp_path, temporal_address=temporal_dev_server,
+        temporal_task_queue=f"casework-api-{uuid.uuid4().hex[:8]}",
+        s3_endpoint=seaweedfs.endpoint, s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,
+        evidence_bucket=f"api-loop-{uuid.uuid4().hex[:8]}", evidence_retention_days=1,
+    )
+    EvidenceStore.from_settings(settings, db_engine).ensure_bucket()
+    officer = bearer_for(settings, world.users["officer1"])
+    merchant = bearer_for(settings, world.users["merchant1"])
+    photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + uuid.uuid4().bytes * 4
+    client = await Client.connect(temporal_dev_server)
+    async with build_casework_worker(client, settings):
+        case_id = await open_real_case(client, settings.temporal_task_queue, world)
+        with TestClient(create_app(settings)) as http:
+            uploaded = await asyncio.to_thread(
+                http.post, "/api/v1/evidence", headers=merchant, files={"file": ("fix.jpg", photo, "image/jpeg")}
+            )
+            assert uploaded.status_code in (200, 201), uploaded.text
+            verified = await asyncio.to_thread(
+                http.post, f"/api/v1/cases/{case_id}/verify", headers=merchant,
+                json={"choice": "rectified_now", "rectification_photo_evidence_id": uploaded.json()["evidence_id"]},
+            )
+            assert verified.status_code == 200, verified.text
+            reviewed = await asyncio.to_thread(
+                http.post, f"/api/v1/cases/{case_id}/review", headers=officer,
+                json={"decision": "approve_rectification", "note": "照片核实", "harm": "none"},
+            )
+            assert reviewed.status_code == 200, reviewed.text
+            state = reviewed.json()
+            assert (state["status"], state["outcome"]) == ("closed", "rectified")
+            advice = state["disposition"]
+            assert advice["facts"]["harm"] == "none"
+            assert advice["recommendation"] in ("no_penalty", "first_offence_no_penalty")
+            assert advice["label"] == "建议，由执法人员决定"
+            bad_harm = await asyncio.to_thread(
+                http.post, f"/api/v1/cases/{case_id}/review", headers=officer,
+                json={"decision": "approve_rectification", "harm": "catastrophic"},
+            )
+            assert bad_harm.status_code == 422
