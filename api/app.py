@@ -14,6 +14,7 @@ from api import health
 from infra.clients import connect_temporal, make_minio_client
 from infra.db import make_engine
 from infra.evidence_store import EvidenceStore
+from infra.intake import AlertIntake
 from infra.settings import Settings, get_settings
 
 # Routers mounted under /api/v1, one module per area (each exposes ``router``).
@@ -51,7 +52,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.minio = make_minio_client(settings)
         app.state.temporal = temporal_connector(settings)
         app.state.evidence_store = EvidenceStore.from_settings(settings, app.state.engine)
+        # One intake per process: its per-(camera, type) locks must be shared by every request.
+        app.state.alert_intake = AlertIntake(
+            engine=app.state.engine,
+            evidence_store=app.state.evidence_store,
+            temporal_client_factory=app.state.temporal,
+            task_queue=settings.temporal_task_queue,
+        )
         yield
+        app.state.alert_intake.close()
         app.state.engine.dispose()
 
     app = FastAPI(title="Sunshine 阳光食品工程智慧监管平台", version="0.1.0", lifespan=lifespan)

@@ -199,6 +199,10 @@ class AlertIntake:
         self._delivery_slots = asyncio.Semaphore(max_concurrent_deliveries)
         self._local_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
+    def close(self) -> None:
+        """Stop the worker threads (at process shutdown); deliveries still running finish first."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
     async def receive(self, submission: AlertSubmission) -> IntakeResult:
         """Store, record and deliver one alert; see the module docstring for the guarantees.
 

@@ -189,17 +189,7 @@ def _device_for_key(engine: Engine, presented_key: str) -> Device | None:
 
 
 def _alert_intake(request: Request) -> AlertIntake:
-    """One intake per app: its per-(camera, type) locks must be shared by all requests of the process."""
-    state = request.app.state
-    intake: AlertIntake | None = getattr(state, "alert_intake", None)
-    if intake is None:
-        intake = AlertIntake(
-            engine=state.engine,
-            evidence_store=state.evidence_store,
-            temporal_client_factory=state.temporal,
-            task_queue=state.settings.temporal_task_queue,
-        )
-        state.alert_intake = intake
+    intake: AlertIntake = request.app.state.alert_intake
     return intake
 
 
