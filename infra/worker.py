@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 from temporalio.client import Client
@@ -23,6 +23,9 @@ from temporalio.worker import Worker
 from infra.clients import connect_temporal
 from infra.db import make_engine
 from infra.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from infra.intake import AlertIntake
 
 log = logging.getLogger("sunshine.worker")
 
@@ -33,8 +36,13 @@ CONNECT_TIMEOUT_SECONDS = 60.0
 ACTIVITY_THREADS = 16
 
 
-def casework_registrations(client: Client, session_factory: Callable[[], Session]) -> tuple[list[type], list[Any]]:
-    """The workflows and activities of task queue "casework" (tests build their worker from the same lists)."""
+def casework_registrations(
+    client: Client, session_factory: Callable[[], Session], intake: AlertIntake | None = None
+) -> tuple[list[type], list[Any]]:
+    """The workflows and activities of task queue "casework" (tests build their worker from the same lists).
+
+    With ``intake``, also the scheduled checks (certificate expiry, pending-alert sweep), which raise alerts
+    through it."""
     from activities.calendar import CalendarActivities
     from activities.cases import CaseActivities
     from activities.handoffs import HandoffActivities
@@ -54,12 +62,32 @@ def casework_registrations(client: Client, session_factory: Callable[[], Session
         cases.project_handoff,
         handoffs.start_handoff,
     ]
+    if intake is not None:
+        from activities.scheduled_checks import ScheduledCheckActivities
+        from workflows.scheduled_checks import DailyCertificateCheckWorkflow, PendingAlertSweepWorkflow
+
+        checks = ScheduledCheckActivities(session_factory, intake)
+        workflows += [DailyCertificateCheckWorkflow, PendingAlertSweepWorkflow]
+        activities += [checks.raise_certificate_alerts, checks.deliver_pending_alerts]
     return workflows, activities
 
 
 def build_casework_worker(client: Client, settings: Settings) -> Worker:
+    from infra.evidence_store import EvidenceStore
+    from infra.intake import AlertIntake
+
     engine = make_engine(settings.effective_database_url)
-    workflows, activities = casework_registrations(client, lambda: Session(engine))
+
+    async def this_client() -> Client:
+        return client
+
+    intake = AlertIntake(  # the scheduled checks raise alerts through the same intake as the API
+        engine=engine,
+        evidence_store=EvidenceStore.from_settings(settings, engine),
+        temporal_client_factory=this_client,
+        task_queue=settings.temporal_task_queue,
+    )
+    workflows, activities = casework_registrations(client, lambda: Session(engine), intake)
     return Worker(
         client,
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
@@ -84,7 +112,10 @@ async def _connect_with_retry(settings: Settings) -> Client:
 
 
 async def run_worker(settings: Settings) -> None:
+    from infra.schedules import ensure_schedules
+
     client = await _connect_with_retry(settings)
+    await ensure_schedules(client, settings.temporal_task_queue)
     worker = build_casework_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

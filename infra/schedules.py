@@ -1,0 +1,114 @@
+"""The Temporal Schedules of the platform, created or brought up to date on every worker start.
+
+- ``<prefix>certificate-check-daily``: ``DailyCertificateCheckWorkflow`` at 06:00 Asia/Shanghai (before shops
+  open: the day's reminders and lapses are in the queue when people start work). Catch-up window 1 day: after
+  an outage the missed check runs once, late, rather than never.
+- ``<prefix>pending-alert-sweep``: ``PendingAlertSweepWorkflow`` every 5 minutes, delivering alerts stored
+  while Temporal could not be reached whose senders never retried. Catch-up window 5 minutes.
+
+Both skip a start while the previous run is still going (overlap SKIP). ``ensure_schedules`` is idempotent and
+safe to race: it creates a missing schedule, and otherwise updates spec, action and policy to what this code
+says, keeping the schedule's state (an operator's pause and its note survive a worker restart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from workflows.scheduled_checks import (
+    DailyCertificateCheckInput,
+    DailyCertificateCheckWorkflow,
+    PendingAlertSweepInput,
+    PendingAlertSweepWorkflow,
+)
+
+log = logging.getLogger("sunshine.schedules")
+
+DEFAULT_ID_PREFIX = "sunshine-"
+CERTIFICATE_CHECK = "certificate-check-daily"
+PENDING_ALERT_SWEEP = "pending-alert-sweep"
+TIME_ZONE = "Asia/Shanghai"
+CERTIFICATE_CHECK_HOUR = 6
+SWEEP_EVERY = timedelta(minutes=5)
+
+
+def desired_schedules(task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX) -> dict[str, Schedule]:
+    """Schedule id → the schedule as this code wants it."""
+    check_id = id_prefix + CERTIFICATE_CHECK
+    sweep_id = id_prefix + PENDING_ALERT_SWEEP
+    return {
+        check_id: Schedule(
+            action=ScheduleActionStartWorkflow(
+                DailyCertificateCheckWorkflow.run,
+                DailyCertificateCheckInput(),
+                id=check_id,  # the server appends the scheduled time
+                task_queue=task_queue,
+                execution_timeout=timedelta(hours=6),
+                static_summary="每日证照到期检查",
+            ),
+            spec=ScheduleSpec(
+                calendars=[
+                    ScheduleCalendarSpec(
+                        hour=[ScheduleRange(CERTIFICATE_CHECK_HOUR)],
+                        minute=[ScheduleRange(0)],
+                        comment="06:00 Beijing time, every day",
+                    )
+                ],
+                time_zone_name=TIME_ZONE,
+            ),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+        ),
+        sweep_id: Schedule(
+            action=ScheduleActionStartWorkflow(
+                PendingAlertSweepWorkflow.run,
+                PendingAlertSweepInput(),
+                id=sweep_id,
+                task_queue=task_queue,
+                execution_timeout=timedelta(minutes=15),
+                static_summary="补投递未送达的预警",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)], time_zone_name=TIME_ZONE),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=SWEEP_EVERY),
+            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+        ),
+    }
+
+
+async def ensure_schedules(client: Client, task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX) -> list[str]:
+    """Create the schedules, or update existing ones to this code's definition; returns their ids."""
+    schedules = desired_schedules(task_queue, id_prefix=id_prefix)
+    for schedule_id, schedule in schedules.items():
+        try:
+            await client.create_schedule(schedule_id, schedule)
+            log.info("schedule %s created (task queue %s)", schedule_id, task_queue)
+        except ScheduleAlreadyRunningError:
+            await client.get_schedule_handle(schedule_id).update(_keeping_state(schedule))
+            log.info("schedule %s updated (task queue %s)", schedule_id, task_queue)
+    return list(schedules)
+
+
+def _keeping_state(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:
+    def updater(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=current.description.schedule.state))
+
+    return updater
