@@ -7,6 +7,9 @@ Every activity here is idempotent, so Temporal may retry it and a replayed workf
   never overwrites a newer state.
 * ``append_case_events`` inserts timeline lines keyed by ``(case_id, seq)`` with ``ON CONFLICT DO NOTHING``.
 * ``notify`` passes a dedupe key to the notifier port, which delivers each key once per recipient.
+* ``record_transition`` does all three for one transition of a case (timeline lines, case row, notices) in ONE
+  database transaction; the case workflow runs it as a local activity after each transition, so a transition
+  costs one marker event instead of three activities and three workflow tasks.
 * ``advise_disposition`` only reads (merchant history) and computes (``domain.disposition.advise``).
 
 The dataclasses here are the activities' payloads; the workflows import them (never the other way round).
@@ -110,6 +113,22 @@ class NotifyOutput:
 
 
 @dataclass
+class RecordTransitionInput:
+    """One published version of a case: its new timeline lines, its row, and the notices it sends."""
+
+    snapshot: CaseSnapshot
+    events: list[TimelineEvent] = field(default_factory=list)
+    notifications: list[NotifyInput] = field(default_factory=list)
+
+
+@dataclass
+class RecordTransitionOutput:
+    applied: bool  # the case row changed (False on a retry or a stale version)
+    inserted: int  # timeline lines new to the table
+    delivered: int  # people notified now
+
+
+@dataclass
 class AdviseDispositionInput:
     """What the case knows; ``None`` is unknown (the advice lists it as a missing fact)."""
 
@@ -192,32 +211,8 @@ class CaseActivities:
 
     @activity.defn(name="project_case")
     def project_case(self, request: ProjectCaseInput) -> ProjectCaseOutput:
-        snapshot = request.snapshot
         with self._session_factory() as session:
-            row = {
-                "case_id": snapshot.case_id,
-                "version": snapshot.version,
-                "merchant_id": snapshot.merchant_id,
-                "street_office_id": snapshot.street_office_id,
-                "camera_id": snapshot.camera_id,
-                "alert_type": snapshot.alert_type,
-                "category": _category(snapshot.alert_type),
-                "status": snapshot.status,
-                "outcome": snapshot.outcome,
-                "opened_at": snapshot.opened_at,
-                "closed_at": snapshot.closed_at,
-                "last_alert_at": snapshot.last_alert_at,
-                "alert_count": snapshot.alert_count,
-                "next_due_at": snapshot.next_due_at,
-                "deadlines": snapshot.deadlines,
-                "overdue": snapshot.overdue,
-                "flags": snapshot.flags,
-                "disposition": snapshot.disposition,
-                "handoff_id": snapshot.handoff_id,
-                "summary": _case_summary(session, snapshot)[:500],
-                "updated_at": func.now(),
-            }
-            applied = _upsert_newer(session, AlertCase, "case_id", row)
+            applied = _project_case(session, request.snapshot)
             session.commit()
         return ProjectCaseOutput(applied=applied)
 
@@ -225,49 +220,32 @@ class CaseActivities:
     def append_case_events(self, request: AppendCaseEventsInput) -> AppendCaseEventsOutput:
         if not request.events:
             return AppendCaseEventsOutput(inserted=0)
-        rows = [
-            {
-                "case_id": request.case_id,
-                "seq": event.seq,
-                "at": event.at,
-                "kind": event.kind[:40],
-                "actor": event.actor[:100],
-                "summary": event.summary[:500],
-                "payload": event.payload,
-            }
-            for event in request.events
-        ]
-        statement = (
-            pg_insert(CaseEvent)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["case_id", "seq"])
-            .returning(col(CaseEvent.seq))
-        )
         with self._session_factory() as session:
-            inserted = len(session.exec(statement).all())
+            inserted = _append_case_events(session, request.case_id, request.events)
             session.commit()
         return AppendCaseEventsOutput(inserted=inserted)
 
     @activity.defn(name="notify")
     def notify(self, request: NotifyInput) -> NotifyOutput:
-        message = NotificationMessage(
-            dedupe_key=request.dedupe_key,
-            kind=request.kind,
-            title=request.title,
-            body=request.body,
-            case_id=request.case_id,
-            recipients=Recipients(
-                merchant_id=request.merchant_id,
-                street_office_id=request.street_office_id,
-                brigade=request.brigade,
-                command_center=request.command_center,
-                user_ids=list(request.user_ids),
-            ),
-        )
         with self._session_factory() as session:
-            delivered = self._notifier_factory(session).notify(message)
+            delivered = self._notifier_factory(session).notify(_message(request))
             session.commit()
         return NotifyOutput(delivered=delivered)
+
+    @activity.defn(name="record_transition")
+    def record_transition(self, request: RecordTransitionInput) -> RecordTransitionOutput:
+        """Timeline lines first, then the case row, then the notices: one transaction, idempotent as a whole
+        (lines keyed by seq, the row applied only when newer, notices deduplicated by key)."""
+        snapshot = request.snapshot
+        with self._session_factory() as session:
+            inserted = _append_case_events(session, snapshot.case_id, request.events) if request.events else 0
+            applied = _project_case(session, snapshot)
+            delivered = 0
+            if request.notifications:
+                notifier = self._notifier_factory(session)
+                delivered = sum(notifier.notify(_message(notice)) for notice in request.notifications)
+            session.commit()
+        return RecordTransitionOutput(applied=applied, inserted=inserted, delivered=delivered)
 
     @activity.defn(name="advise_disposition")
     def advise_disposition(self, request: AdviseDispositionInput) -> AdviseDispositionOutput:
@@ -325,6 +303,73 @@ class CaseActivities:
             applied = _upsert_newer(session, EnforcementHandoff, "handoff_id", row)
             session.commit()
         return ProjectHandoffOutput(applied=applied)
+
+
+def _project_case(session: Session, snapshot: CaseSnapshot) -> bool:
+    row = {
+        "case_id": snapshot.case_id,
+        "version": snapshot.version,
+        "merchant_id": snapshot.merchant_id,
+        "street_office_id": snapshot.street_office_id,
+        "camera_id": snapshot.camera_id,
+        "alert_type": snapshot.alert_type,
+        "category": _category(snapshot.alert_type),
+        "status": snapshot.status,
+        "outcome": snapshot.outcome,
+        "opened_at": snapshot.opened_at,
+        "closed_at": snapshot.closed_at,
+        "last_alert_at": snapshot.last_alert_at,
+        "alert_count": snapshot.alert_count,
+        "next_due_at": snapshot.next_due_at,
+        "deadlines": snapshot.deadlines,
+        "overdue": snapshot.overdue,
+        "flags": snapshot.flags,
+        "disposition": snapshot.disposition,
+        "handoff_id": snapshot.handoff_id,
+        "summary": _case_summary(session, snapshot)[:500],
+        "updated_at": func.now(),
+    }
+    return _upsert_newer(session, AlertCase, "case_id", row)
+
+
+def _append_case_events(session: Session, case_id: str, events: list[TimelineEvent]) -> int:
+    """Inserts the lines not yet in the table; returns how many were new."""
+    rows = [
+        {
+            "case_id": case_id,
+            "seq": event.seq,
+            "at": event.at,
+            "kind": event.kind[:40],
+            "actor": event.actor[:100],
+            "summary": event.summary[:500],
+            "payload": event.payload,
+        }
+        for event in events
+    ]
+    statement = (
+        pg_insert(CaseEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["case_id", "seq"])
+        .returning(col(CaseEvent.seq))
+    )
+    return len(session.exec(statement).all())
+
+
+def _message(request: NotifyInput) -> NotificationMessage:
+    return NotificationMessage(
+        dedupe_key=request.dedupe_key,
+        kind=request.kind,
+        title=request.title,
+        body=request.body,
+        case_id=request.case_id,
+        recipients=Recipients(
+            merchant_id=request.merchant_id,
+            street_office_id=request.street_office_id,
+            brigade=request.brigade,
+            command_center=request.command_center,
+            user_ids=list(request.user_ids),
+        ),
+    )
 
 
 def _upsert_newer(session: Session, model: type[AlertCase] | type[EnforcementHandoff], key: str,

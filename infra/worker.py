@@ -32,8 +32,11 @@ log = logging.getLogger("sunshine.worker")
 CONNECT_TIMEOUT_SECONDS = 60.0
 
 
-# Sync activities (SQLAlchemy) run on a thread pool of this size; as many may run at once.
+# Sync activities (SQLAlchemy) run on a thread pool of this size; as many may run at once. Local activities (the
+# case workflow's transition records, working-day deadlines, advice) run on the same pool.
 ACTIVITY_THREADS = 16
+# Open cases wait for days: keep many in the sticky cache so that an answer or a timer rarely replays a history.
+MAX_CACHED_WORKFLOWS = 10_000
 
 
 def casework_registrations(
@@ -55,8 +58,9 @@ def casework_registrations(
     workflows: list[type] = [AlertCaseWorkflow, EnforcementHandoffWorkflow]
     activities: list[Any] = [
         calendar.compute_deadline,
+        cases.record_transition,  # the case workflow's projection + timeline + inbox (local activity)
         cases.project_case,
-        cases.append_case_events,
+        cases.append_case_events,  # the hand-off workflow's timeline lines and notices
         cases.notify,
         cases.advise_disposition,
         cases.project_handoff,
@@ -92,6 +96,8 @@ def build_casework_worker(client: Client, settings: Settings) -> Worker:
         client,
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
         max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_local_activities=ACTIVITY_THREADS,
+        max_cached_workflows=MAX_CACHED_WORKFLOWS,
         task_queue=settings.temporal_task_queue,
         workflows=workflows,
         activities=activities,

@@ -22,11 +22,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.calendar import CalendarActivities, ComputeDeadlineInput, DeadlineRule
     from activities.cases import (
         AdviseDispositionInput,
-        AppendCaseEventsInput,
         CaseActivities,
         CaseSnapshot,
         NotifyInput,
-        ProjectCaseInput,
+        RecordTransitionInput,
         TimelineEvent,
     )
     from activities.handoffs import HandoffActivities, HandoffInput, StartHandoffInput
@@ -118,6 +117,17 @@ ACTIVITY_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 }
+# Short, idempotent database work (the transition record, the working-day calendar, the advice) runs as LOCAL
+# activities: in the worker that runs the workflow task, with no task-queue round trip and one marker event (the
+# result, replayed from history) instead of three events and a workflow task each. As before, they retry until
+# they succeed (no schedule-to-close limit: a failed projection must never fail the case); past the local retry
+# threshold the SDK backs off with a durable timer.
+LOCAL_ACTIVITY_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(minutes=1)),
+    "local_retry_threshold": timedelta(seconds=30),
+}
+CLOCK_HOURS_PROVENANCE = "calendar not consulted (clock hours)"  # as domain.calendar's Deadline.provenance() says
 
 # The deadline the case waits on in each open status.
 WATCHED_DEADLINE = {
@@ -261,10 +271,9 @@ class AlertCaseWorkflow:
         first = state.alerts[0]
         self._record("case_opened", SYSTEM, f"{self._label}预警立案，待商户于 {due} 前核实",
                      {"alert_id": first.alert_id, "captured_at": first.captured_at.isoformat(), "due_at": due})
-        await self._publish()
-        await self._notify("case_opened", f"新预警待核实：{self._label}",
-                           f"请于 {due} 前核实并反馈（属实请立即整改或申请限期整改，不属实请说明理由）。",
-                           merchant=True, street_office=True)
+        await self._publish(self._notice("case_opened", f"新预警待核实：{self._label}",
+                                         f"请于 {due} 前核实并反馈（属实请立即整改或申请限期整改，不属实请说明理由）。",
+                                         merchant=True, street_office=True))
 
     # ----- alerts ---------------------------------------------------------------------------------------
 
@@ -353,10 +362,9 @@ class AlertCaseWorkflow:
                 next_step = ("street_office", "商户申诉预警不属实，待复核",
                              f"原因：{request.reason_code}。请于 {format_due(review.due_at)} 前复核。")
             self._changed()
-            await self._publish()
             who, title, body = next_step
-            await self._notify(f"verified_{request.choice}", title, body,
-                               merchant=who == "both", street_office=True)
+            await self._publish(self._notice(f"verified_{request.choice}", title, body,
+                                             merchant=who == "both", street_office=True))
         return self._state
 
     @verify.validator
@@ -376,9 +384,8 @@ class AlertCaseWorkflow:
             self._record("rectification_submitted", self._who(request.actor), "商户提交整改材料",
                          {**self._actor(request.actor), "photo": request.photo, "note": request.note})
             self._changed()
-            await self._publish()
-            await self._notify("rectification_submitted", "商户已提交整改，待审核",
-                               f"请于 {format_due(review.due_at)} 前完成审核。", street_office=True)
+            await self._publish(self._notice("rectification_submitted", "商户已提交整改，待审核",
+                                             f"请于 {format_due(review.due_at)} 前完成审核。", street_office=True))
         return self._state
 
     @submit_rectification.validator
@@ -401,9 +408,8 @@ class AlertCaseWorkflow:
                          {**self._actor(request.actor), "working_days": request.working_days, "due_at": due,
                           "replaces": _deadline_payload(previous) if previous else None, "note": request.note})
             self._changed()
-            await self._publish()
-            await self._notify("deadline_set", "整改期限已设定", f"请于 {due} 前完成整改并上传整改照片。",
-                               merchant=True)
+            await self._publish(self._notice("deadline_set", "整改期限已设定",
+                                             f"请于 {due} 前完成整改并上传整改照片。", merchant=True))
         return self._state
 
     @set_deadline.validator
@@ -440,8 +446,7 @@ class AlertCaseWorkflow:
                 self._record(kind, who, f"{summary}，重新整改至 {due}", {**payload, "due_at": due})
                 title, body = summary, f"理由：{request.note}。请于 {due} 前完成整改并上传整改照片。"
             self._changed()
-            await self._publish()
-            await self._notify(f"review_{decision.value}", title, body, merchant=True)
+            await self._publish(self._notice(f"review_{decision.value}", title, body, merchant=True))
         return self._state
 
     @review.validator
@@ -472,11 +477,12 @@ class AlertCaseWorkflow:
                          {**self._actor(request.actor), "reason": request.reason, "handoff_id": started.handoff_id})
             await self._close(CaseOutcome.transferred, advice)
             self._changed()
-            await self._publish()
-            await self._notify("transferred", f"新移交案件：{self._label}",
-                               f"移交理由：{request.reason}。请于3个工作日内受理。", brigade=True)
-            await self._notify("transferred_merchant", "案件已移交执法", "本案已移交综合行政执法支队依法处理。",
-                               merchant=True)
+            await self._publish(
+                self._notice("transferred", f"新移交案件：{self._label}",
+                             f"移交理由：{request.reason}。请于3个工作日内受理。", brigade=True),
+                self._notice("transferred_merchant", "案件已移交执法", "本案已移交综合行政执法支队依法处理。",
+                             merchant=True),
+            )
         return self._state
 
     @transfer.validator
@@ -535,34 +541,43 @@ class AlertCaseWorkflow:
         self._pending.append(TimelineEvent(seq=self._state.last_seq, at=workflow.now(), kind=kind, actor=actor,
                                            summary=summary, payload=payload or {}))
 
-    async def _publish(self) -> None:
-        """New version: timeline lines first, then the case row (the row never refers to missing lines)."""
-        self._state.version += 1
-        events, self._pending = self._pending, []
-        if events:
-            await workflow.execute_activity_method(CaseActivities.append_case_events,
-                                                   AppendCaseEventsInput(self._state.case_id, events),
-                                                   **ACTIVITY_OPTIONS)
-        await workflow.execute_activity_method(CaseActivities.project_case, ProjectCaseInput(self._snapshot()),
-                                               **ACTIVITY_OPTIONS)
-
-    async def _notify(self, kind: str, title: str, body: str, *, merchant: bool = False,
-                      street_office: bool = False, brigade: bool = False, command_center: bool = False) -> None:
+    async def _publish(self, *notices: NotifyInput) -> None:
+        """New version: its timeline lines, the case row and its notices, in one transaction (one local activity;
+        lines before the row, so the row never refers to missing lines). Each notice's dedupe key names the
+        version, so a retry or a replay delivers it once."""
         state = self._state
-        await workflow.execute_activity_method(
-            CaseActivities.notify,
-            NotifyInput(
-                dedupe_key=f"{state.case_id}:v{state.version}:{kind}", kind=kind, title=title, body=body,
-                case_id=state.case_id, merchant_id=state.merchant_id if merchant else None,
-                street_office_id=state.street_office_id if street_office else None,
-                brigade=brigade, command_center=command_center,
-            ),
-            **ACTIVITY_OPTIONS,
+        state.version += 1
+        events, self._pending = self._pending, []
+        for notice in notices:
+            notice.dedupe_key = f"{state.case_id}:v{state.version}:{notice.kind}"
+        await workflow.execute_local_activity_method(
+            CaseActivities.record_transition,
+            RecordTransitionInput(snapshot=self._snapshot(), events=events, notifications=list(notices)),
+            **LOCAL_ACTIVITY_OPTIONS,
+        )
+
+    def _notice(self, kind: str, title: str, body: str, *, merchant: bool = False, street_office: bool = False,
+                brigade: bool = False, command_center: bool = False) -> NotifyInput:
+        """A notice for the next ``_publish`` (which sets its dedupe key)."""
+        state = self._state
+        return NotifyInput(
+            dedupe_key="", kind=kind, title=title, body=body, case_id=state.case_id,
+            merchant_id=state.merchant_id if merchant else None,
+            street_office_id=state.street_office_id if street_office else None,
+            brigade=brigade, command_center=command_center,
         )
 
     async def _deadline(self, started_at: datetime, rule: DeadlineRule, amount: int, basis: str) -> DeadlineState:
-        computed = await workflow.execute_activity_method(
-            CalendarActivities.compute_deadline, ComputeDeadlineInput(started_at, rule, amount), **ACTIVITY_OPTIONS
+        """Clock hours are plain arithmetic (民法典 第二百零一条 第二款: start + hours, no calendar), computed here;
+        working days need the 调休 calendar, read by ``compute_deadline`` (a local activity: its result, with the
+        calendar versions it used, lands in history as the marker)."""
+        if rule == DeadlineRule.clock_hours:
+            return DeadlineState(due_at=started_at.astimezone(CST) + timedelta(hours=amount), rule=rule.value,
+                                 amount=amount, calendar_versions=[], provisional=False,
+                                 provenance=f"{basis}; {CLOCK_HOURS_PROVENANCE}")
+        computed = await workflow.execute_local_activity_method(
+            CalendarActivities.compute_deadline, ComputeDeadlineInput(started_at, rule, amount),
+            **LOCAL_ACTIVITY_OPTIONS,
         )
         return DeadlineState(due_at=computed.due_at, rule=rule.value, amount=amount,
                              calendar_versions=list(computed.calendar_versions), provisional=computed.provisional,
@@ -621,14 +636,13 @@ class AlertCaseWorkflow:
         self._record(f"{name}_overdue", SYSTEM, f"{label}：时限 {due} 已过",
                      {"deadline": name, "due_at": due, "disposition": _advice_digest(state.disposition)})
         self._changed()
-        await self._publish()
         body = {
             "verification": f"商户未在 {due} 前核实{self._label}预警，请街所跟进处置。",
             "rectification": f"商户未在 {due} 前完成整改，请街所依法处置。",
             "review": f"街所未在 {due} 前完成录入、审核，请督办。",
         }[name]
-        await self._notify(f"{name}_overdue", f"{label}：{self._label}", body, street_office=True,
-                           merchant=name != "review", command_center=name == "review")
+        await self._publish(self._notice(f"{name}_overdue", f"{label}：{self._label}", body, street_office=True,
+                                         merchant=name != "review", command_center=name == "review"))
 
     async def _advise(self, closing_as: CaseOutcome | None = None) -> dict[str, Any]:
         state = self._state
@@ -640,7 +654,7 @@ class AlertCaseWorkflow:
             substantiated = False
         elif state.status == CaseStatus.awaiting_dispute_review or state.verification is None:
             substantiated = None  # disputed and not yet reviewed, or the merchant never answered
-        result = await workflow.execute_activity_method(
+        result = await workflow.execute_local_activity_method(
             CaseActivities.advise_disposition,
             AdviseDispositionInput(
                 case_id=state.case_id, merchant_id=state.merchant_id, alert_type=state.alert_type,
@@ -652,7 +666,7 @@ class AlertCaseWorkflow:
                 refused_inspection=False if state.verification is not None else None,
                 deliberate_tampering=None if _is_camera_alert(state.alert_type) else False,
             ),
-            **ACTIVITY_OPTIONS,
+            **LOCAL_ACTIVITY_OPTIONS,
         )
         return result.advice
 
