@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -11,20 +10,12 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import health
+from api.routes import alerts, auth, cases, directory, inbox
 from infra.clients import connect_temporal, make_minio_client
 from infra.db import make_engine
 from infra.evidence_store import EvidenceStore
 from infra.intake import AlertIntake
 from infra.settings import Settings, get_settings
-
-# Routers mounted under /api/v1, one module per area (each exposes ``router``).
-API_ROUTERS = (
-    "api.routes.auth",
-    "api.routes.alerts",
-    "api.routes.cases",
-    "api.routes.directory",
-    "api.routes.inbox",
-)
 
 
 def temporal_connector(settings: Settings) -> Callable[[], Awaitable[Client]]:
@@ -65,12 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sunshine 阳光食品工程智慧监管平台", version="0.1.0", lifespan=lifespan)
     app.include_router(health.router)
-    for module_name in API_ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        app.include_router(module.router, prefix="/api/v1")
+    for area in (auth, alerts, cases, directory, inbox):
+        app.include_router(area.router, prefix="/api/v1")
     return app
