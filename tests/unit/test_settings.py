@@ -94,3 +94,4 @@ def test_secrets_do_not_appear_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     text = repr(Settings())
     assert "a-real-secret-from-the-vault" not in text
     assert "x" * 40 not in text
+    assert ":pw@" not in text  # the database URL's password
