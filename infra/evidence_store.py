@@ -8,7 +8,9 @@ SHA-256 already computed (no second hashing pass in the client) and carries ``x-
 the object store itself refuses bytes that differ from those hashed. Retention (COMPLIANCE) is set in the
 same request. Only once the object is durable are the record and its ``collected`` event written, in one
 transaction, which holds a per-digest advisory lock from before the upload: concurrent puts of the same
-bytes wait for the first and adopt its record, rather than leave undeletable duplicate copies.
+bytes wait for the first and adopt its record, rather than leave undeletable duplicate copies. Evidence
+that fits one chunk of ``INLINE_BYTES`` or less (alert snapshots) skips the spool file and the SM3 thread:
+both digests are taken in memory and the PUT sends the bytes from there, with the same checks and order.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
+import itertools
 import json
 import os
 import tempfile
@@ -74,6 +78,8 @@ __all__ = [
 CHUNK_BYTES = 1 << 20
 # Chunks smaller than this are gathered before writing and hashing: per-call overhead would dominate.
 SMALL_CHUNK_BYTES = 256 << 10
+# Evidence up to this size (one chunk) is hashed and uploaded from memory, without spool file or SM3 thread.
+INLINE_BYTES = 256 << 10
 RETENTION_MODE = COMPLIANCE
 # One PUT may carry at most 5 GiB; bigger evidence would need a multipart upload.
 SINGLE_PUT_LIMIT = 5 << 30
@@ -217,10 +223,17 @@ class EvidenceStore:
             actor_role=actor_role,
             unit=unit,
         )
+        chunks = _chunks(source, self.max_bytes)
+        first = next(chunks, b"")
+        rest = next(chunks, None) if first else None
+        if rest is None and len(first) <= INLINE_BYTES:
+            # Small (snapshots): both digests in memory, in this thread; no spool file, no SM3 thread.
+            return self._put_inline(bytes(first), declared_content_type, submission)
+        chunks = itertools.chain([first] if rest is None else [first, rest], chunks)
         with _Spool(self._spool_dir) as spool, ThreadPoolExecutor(1, thread_name_prefix="sm3") as pool:
             sm3_future = pool.submit(_hexdigest, "sm3", spool.follow())
             try:
-                ingested = _ingest(_chunks(source, self.max_bytes), spool, self.max_bytes, declared_content_type)
+                ingested = _ingest(chunks, spool, self.max_bytes, declared_content_type)
             except BaseException:
                 spool.finish(abandon=True)  # refused: no digest wanted, stop the follower at once
                 raise
@@ -231,8 +244,18 @@ class EvidenceStore:
                 # Only writers that skip the digest lock (a database other than PostgreSQL) race here.
                 return self._adopt_recorded_twin(ingested, sm3_future.result(), submission, error)
 
+    def _put_inline(self, data: bytes, declared_content_type: str | None, submission: _Submission) -> EvidenceRef:
+        spool = _MemorySpool()
+        ingested = _ingest(iter((data,)), spool, self.max_bytes, declared_content_type)
+        sm3_future: Future[str] = Future()
+        sm3_future.set_result(hashlib.new("sm3", data).hexdigest())
+        try:
+            return self._store_and_record(spool, ingested, sm3_future, submission)
+        except IntegrityError as error:
+            return self._adopt_recorded_twin(ingested, sm3_future.result(), submission, error)
+
     def _store_and_record(
-        self, spool: _Spool, ingested: _Ingested, sm3_future: Future[str], submission: _Submission
+        self, spool: _Spool | _MemorySpool, ingested: _Ingested, sm3_future: Future[str], submission: _Submission
     ) -> EvidenceRef:
         """Under the digest lock: the known record, or a locked object and then its record (one transaction)."""
         with session_scope(self._engine) as session:
@@ -273,7 +296,9 @@ class EvidenceStore:
             service.record_repeat_collection(session, evidence=twin, **submission.fields())
             return ref
 
-    def _store_object(self, spool: _Spool, ingested: _Ingested, sm3_future: Future[str]) -> _StoredObject:
+    def _store_object(
+        self, spool: _Spool | _MemorySpool, ingested: _Ingested, sm3_future: Future[str]
+    ) -> _StoredObject:
         """The locked object holding these bytes: one already there and intact, else a fresh upload."""
         key = content_key(ingested.sha256)
         existing = self._intact_existing_object(key, ingested, sm3_future)
@@ -334,7 +359,9 @@ class EvidenceStore:
             "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(ingested.sha256)).decode(),
         }
 
-    def _upload_signed(self, key: str, spool: _Spool, ingested: _Ingested, retain_until: datetime) -> str | None:
+    def _upload_signed(
+        self, key: str, spool: _Spool | _MemorySpool, ingested: _Ingested, retain_until: datetime
+    ) -> str | None:
         """One PUT streamed from the spool, its SigV4 payload hash being the SHA-256 taken at ingest."""
         client = self._client
         region = client._get_region(self.bucket)
@@ -377,7 +404,9 @@ class EvidenceStore:
         version_id = response.headers.get("x-amz-version-id")
         return str(version_id) if version_id else None
 
-    def _upload_with_client(self, key: str, spool: _Spool, ingested: _Ingested, retain_until: datetime) -> str | None:
+    def _upload_with_client(
+        self, key: str, spool: _Spool | _MemorySpool, ingested: _Ingested, retain_until: datetime
+    ) -> str | None:
         result = self._client.put_object(
             self.bucket,
             key,
@@ -638,6 +667,30 @@ class _Spool:
         return self._file
 
 
+class _MemorySpool:
+    """The bytes of a small put, held in memory (the ``_Spool`` interface the upload uses)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def append(self, data: bytes | memoryview) -> None:
+        self._parts.append(bytes(data))
+        self.size += len(data)
+
+    def data(self) -> bytes:
+        if len(self._parts) != 1:
+            self._parts = [b"".join(self._parts)]
+        return self._parts[0]
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.size:
+            yield self.data()
+
+    def reader(self) -> BinaryIO:
+        return io.BytesIO(self.data())
+
+
 def _lock_digest(session: Session, sha256: str) -> None:
     """Puts of the same bytes take turns, across processes, until the first has committed its record.
 
@@ -698,7 +751,10 @@ def _chunks(source: Source, max_bytes: int) -> Iterator[bytes | memoryview]:
 
 
 def _ingest(
-    chunks: Iterator[bytes | memoryview], spool: _Spool, max_bytes: int, declared_content_type: str | None
+    chunks: Iterator[bytes | memoryview],
+    spool: _Spool | _MemorySpool,
+    max_bytes: int,
+    declared_content_type: str | None,
 ) -> _Ingested:
     """Sniff, bound, spool and SHA-256 the stream in one pass; raises EvidenceRejected as early as it can."""
     sha256 = hashlib.sha256()

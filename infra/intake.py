@@ -212,9 +212,21 @@ class AlertIntake:
         """
         check_actor(submission.sender.source)
         meta = parse_alert_meta(submission.meta)
-        alert = await self._run(_find_alert, self._engine, source=submission.sender.source, event_id=meta.event_id)
-        if alert is None:
-            alert = await self._record(submission, meta)
+        # One thread hop and one transaction: the row of this event if any, else where its camera is.
+        found = await self._run(
+            _find_alert_or_placement,
+            self._engine,
+            source=submission.sender.source,
+            event_id=meta.event_id,
+            camera_id=meta.camera_id,
+            clock=self._clock,
+            captured_at=meta.captured_at,
+        )
+        if isinstance(found, Alert):
+            alert = found
+        else:
+            received_at, placement = found
+            alert = await self._record(submission, meta, received_at=received_at, placement=placement)
         if alert.delivered_at is not None:
             return _result(alert, created=False)
         return await self._deliver(alert)
@@ -229,10 +241,9 @@ class AlertIntake:
 
     # Steps 1–3: evidence, then the row
 
-    async def _record(self, submission: AlertSubmission, meta: AlertMeta) -> Alert:
-        received_at = self._clock()
-        check_capture_time(captured_at=meta.captured_at, received_at=received_at)
-        placement = await self._run(_camera_placement, self._engine, camera_id=meta.camera_id)
+    async def _record(
+        self, submission: AlertSubmission, meta: AlertMeta, *, received_at: datetime, placement: _Placement
+    ) -> Alert:
         check_camera_scope(
             camera_id=meta.camera_id,
             camera_merchant_id=placement.merchant_id,
@@ -295,8 +306,8 @@ class AlertIntake:
         # The in-process lock first: waiting for it holds neither a delivery slot nor a connection.
         async with self._local_turn(key), self._delivery_slots:
             try:
-                async with self._routing_lock(key) as connection:
-                    return await self._deliver_holding_lock(connection, alert_id=alert.id)
+                async with self._routing_lock(key) as hold:
+                    return await self._deliver_holding_lock(hold, alert_id=alert.id)
             except _RoutingLockTimeout as error:
                 raise DeliveryPending(
                     f"another delivery for camera {alert.camera_id} and type {alert.alert_type} is still running; "
@@ -304,7 +315,8 @@ class AlertIntake:
                     alert_id=alert.id,
                 ) from error
 
-    async def _deliver_holding_lock(self, connection: Connection, *, alert_id: uuid.UUID) -> IntakeResult:
+    async def _deliver_holding_lock(self, hold: _LockHold, *, alert_id: uuid.UUID) -> IntakeResult:
+        connection = hold.connection
         pending = await self._run(_load_for_delivery, connection, alert_id=alert_id)
         alert = pending.alert
         if alert.delivered_at is not None:  # a concurrent call delivered it while this one waited
@@ -312,9 +324,9 @@ class AlertIntake:
         client = await self._connect(alert_id=alert.id)
         own_case_id = case_id_opened_by(alert.id)
         # A row that names a case without being delivered was routed before and the answer was lost: ask it again.
-        target = alert.case_id if alert.case_id is not None else await self._run(_route, connection, alert=alert)
-        if target != alert.case_id:
-            await self._run(_record_target, connection, alert_id=alert.id, case_id=target)
+        target = (
+            alert.case_id if alert.case_id is not None else await self._run(_route_and_record, connection, alert=alert)
+        )
         try:
             delivered = await self._add_alert(client, pending, case_id=target)
         except _CaseRefused as refusal:
@@ -323,7 +335,8 @@ class AlertIntake:
                 delivered = await self._add_alert_to_own_case(client, pending, own_case_id=own_case_id)
             else:
                 delivered = _own_case_outcome(refusal, own_case_id=own_case_id)
-        await self._run(
+        # Committed in the same thread hop as the lock's release, just before it (a failure still raises here).
+        hold.last_step = functools.partial(
             _mark_delivered,
             connection,
             alert_id=alert.id,
@@ -415,7 +428,7 @@ class AlertIntake:
             yield
 
     @contextlib.asynccontextmanager
-    async def _routing_lock(self, key: tuple[int, str]) -> AsyncIterator[Connection]:
+    async def _routing_lock(self, key: tuple[int, str]) -> AsyncIterator[_LockHold]:
         lock_key = _routing_lock_key(*key)
         loop = asyncio.get_running_loop()
         acquiring = loop.run_in_executor(
@@ -430,13 +443,15 @@ class AlertIntake:
             # The thread may still get the lock after this task stopped waiting: let go of it then.
             acquiring.add_done_callback(functools.partial(self._release_abandoned_lock, lock_key=lock_key))
             raise
+        hold = _LockHold(connection)
         try:
-            yield connection
+            yield hold
         finally:
             # Shielded: a cancelled request must still release the lock and return the connection.
             await asyncio.shield(
                 loop.run_in_executor(
-                    self._executor, functools.partial(_release_routing_lock, connection, lock_key=lock_key)
+                    self._executor,
+                    functools.partial(_release_routing_lock, connection, lock_key=lock_key, last_step=hold.last_step),
                 )
             )
 
@@ -451,6 +466,14 @@ class AlertIntake:
 
 
 # Internal values
+
+
+@dataclass
+class _LockHold:
+    """The connection holding a routing lock, and what to commit on it just before the lock is released."""
+
+    connection: Connection
+    last_step: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -541,11 +564,6 @@ def _forget_start_outcome(operation: WithStartWorkflowOperation[Any, Any]) -> No
 # Blocking database work (runs on the intake's threads)
 
 
-def _find_alert(engine: Engine, *, source: str, event_id: str) -> Alert | None:
-    with Session(engine, expire_on_commit=False) as session:
-        return session.exec(select(Alert).where(Alert.source == source, Alert.event_id == event_id)).first()
-
-
 def _pending_alerts(engine: Engine, *, received_before: datetime, limit: int) -> list[Alert]:
     with Session(engine, expire_on_commit=False) as session:
         statement = (
@@ -557,24 +575,51 @@ def _pending_alerts(engine: Engine, *, received_before: datetime, limit: int) ->
         return list(session.exec(statement).all())
 
 
-def _camera_placement(engine: Engine, *, camera_id: int) -> _Placement:
-    with Session(engine) as session:
-        row = session.exec(
-            select(Camera.merchant_id, Merchant.street_office_id)
-            .join(Merchant, col(Merchant.id) == col(Camera.merchant_id))
-            .where(Camera.id == camera_id)
-        ).first()
+def _find_alert_or_placement(
+    engine: Engine,
+    *,
+    source: str,
+    event_id: str,
+    camera_id: int,
+    clock: Callable[[], datetime],
+    captured_at: datetime,
+) -> Alert | tuple[datetime, _Placement]:
+    """The row of this event if there is one; else when it is received (checked against its capture time)
+    and where its camera is. Raises CapturedAtOutOfRange, then UnknownCamera, as the separate steps did."""
+    with Session(engine, expire_on_commit=False) as session:
+        alert = session.exec(select(Alert).where(Alert.source == source, Alert.event_id == event_id)).first()
+        if alert is not None:
+            return alert
+        received_at = clock()
+        check_capture_time(captured_at=captured_at, received_at=received_at)
+        return received_at, _placement_in(session, camera_id=camera_id)
+
+
+def _placement_in(session: Session, *, camera_id: int) -> _Placement:
+    row = session.exec(
+        select(Camera.merchant_id, Merchant.street_office_id)
+        .join(Merchant, col(Merchant.id) == col(Camera.merchant_id))
+        .where(Camera.id == camera_id)
+    ).first()
     if row is None:
         raise UnknownCamera(f"no camera with id {camera_id}")
     merchant_id, street_office_id = row
     return _Placement(merchant_id=merchant_id, street_office_id=street_office_id)
 
 
+_INSERT_ALERT = pg_insert(Alert).on_conflict_do_nothing(constraint="alert_source_event_id").returning(Alert)
+
+
 def _insert_alert(engine: Engine, *, values: dict[str, Any]) -> Alert:
     """The row of this (source, event_id): the one inserted now, or the one that was there first."""
     with session_scope(engine) as session:
         # DO NOTHING waits for a concurrent insert of the same key to commit, so the select below finds it.
-        session.execute(pg_insert(Alert).values(**values).on_conflict_do_nothing(constraint="alert_source_event_id"))
+        # RETURNING hands back the row inserted now: the select is needed only when another was there first.
+        # The values go as parameters of one statement built once (building it per call costs more than the
+        # round trip it saves).
+        inserted = session.scalars(_INSERT_ALERT, values).first()
+        if inserted is not None:
+            return inserted
         return session.exec(
             select(Alert).where(Alert.source == values["source"], Alert.event_id == values["event_id"])
         ).one()
@@ -602,7 +647,20 @@ def _acquire_routing_lock(engine: Engine, *, lock_key: int, timeout: timedelta) 
     return connection
 
 
-def _release_routing_lock(connection: Connection, *, lock_key: int) -> None:
+def _release_routing_lock(
+    connection: Connection, *, lock_key: int, last_step: Callable[[], None] | None = None
+) -> None:
+    try:
+        if last_step is not None:
+            last_step()  # its own committed transaction, while the lock is still held
+    finally:
+        try:
+            _unlock(connection, lock_key=lock_key)
+        finally:
+            connection.close()
+
+
+def _unlock(connection: Connection, *, lock_key: int) -> None:
     try:
         connection.rollback()  # whatever a failed step left open
         connection.execute(
@@ -612,14 +670,16 @@ def _release_routing_lock(connection: Connection, *, lock_key: int) -> None:
     except BaseException:
         connection.invalidate()  # never return a connection to the pool that might still hold the lock
         raise
-    finally:
-        connection.close()
 
 
 def _load_for_delivery(connection: Connection, *, alert_id: uuid.UUID) -> _PendingDelivery:
     with _unit_of_work(connection) as session:
-        alert = session.exec(select(Alert).where(Alert.id == alert_id)).one()
-        snapshot = session.exec(select(Evidence).where(Evidence.id == alert.snapshot_evidence_id)).one()
+        # The snapshot comes with its alert (one round trip); a clip, when there is one, with a second.
+        alert, snapshot = session.exec(
+            select(Alert, Evidence)
+            .join(Evidence, col(Evidence.id) == col(Alert.snapshot_evidence_id))
+            .where(Alert.id == alert_id)
+        ).one()
         clip = None
         if alert.clip_evidence_id is not None:
             clip = session.exec(select(Evidence).where(Evidence.id == alert.clip_evidence_id)).one()
@@ -630,22 +690,29 @@ def _load_for_delivery(connection: Connection, *, alert_id: uuid.UUID) -> _Pendi
         )
 
 
-def _route(connection: Connection, *, alert: Alert) -> str:
+def _route_and_record(connection: Connection, *, alert: Alert) -> str:
+    """The case to ask (``_route_in``), recorded on the row (``_record_target``) in the same transaction."""
+    with _unit_of_work(connection) as session:
+        target = _route_in(session, alert=alert)
+        _record_target_in(session, alert_id=alert.id, case_id=target)
+    return target
+
+
+def _route_in(session: Session, *, alert: Alert) -> str:
     """The case holding the latest delivered alert of this camera and type when this alert falls within the
     merge window of it; otherwise the case this alert opens."""
-    with _unit_of_work(connection) as session:
-        latest = session.exec(
-            select(Alert)
-            .where(
-                Alert.camera_id == alert.camera_id,
-                Alert.alert_type == alert.alert_type,
-                col(Alert.delivered_at).is_not(None),
-                col(Alert.case_id).is_not(None),
-                Alert.id != alert.id,
-            )
-            .order_by(col(Alert.captured_at).desc())
-            .limit(1)
-        ).first()
+    latest = session.exec(
+        select(Alert)
+        .where(
+            Alert.camera_id == alert.camera_id,
+            Alert.alert_type == alert.alert_type,
+            col(Alert.delivered_at).is_not(None),
+            col(Alert.case_id).is_not(None),
+            Alert.id != alert.id,
+        )
+        .order_by(col(Alert.captured_at).desc())
+        .limit(1)
+    ).first()
     window = alert_type_info(alert.alert_type).merge_window
     if (
         latest is not None
@@ -659,9 +726,13 @@ def _route(connection: Connection, *, alert: Alert) -> str:
 def _record_target(connection: Connection, *, alert_id: uuid.UUID, case_id: str) -> None:
     """Remember the case about to be asked, so a retry asks the same one (``delivered_at`` still empty)."""
     with _unit_of_work(connection) as session:
-        session.execute(
-            update(Alert).where(col(Alert.id) == alert_id, col(Alert.delivered_at).is_(None)).values(case_id=case_id)
-        )
+        _record_target_in(session, alert_id=alert_id, case_id=case_id)
+
+
+def _record_target_in(session: Session, *, alert_id: uuid.UUID, case_id: str) -> None:
+    session.execute(
+        update(Alert).where(col(Alert.id) == alert_id, col(Alert.delivered_at).is_(None)).values(case_id=case_id)
+    )
 
 
 def _mark_delivered(
