@@ -13,7 +13,6 @@ MB here means MiB (2**20 bytes). Always exits 0; each target line says whether i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
@@ -26,19 +25,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
-import psycopg
-from psycopg import sql
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scratch import scratch_database
 from domain.evidence.models import CollectionMethod
-from infra import migrate
 from infra.components.process import free_port, running
 from infra.components.seaweedfs import seaweedfs_spec
 from infra.db import make_engine
 from infra.evidence_store import EvidenceStore
-from infra.settings import normalise_database_url
 
 MB = 1 << 20
 STREAM_BYTES = 200 * MB
@@ -106,37 +102,6 @@ class PeakRss:
         return (self.peak - self.baseline) / MB
 
 
-@contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    server = os.environ.get("SUNSHINE_TEST_DATABASE_URL") or os.environ.get("SUNSHINE_DATABASE_URL")
-    if server:
-        yield from _scratch_on(server)
-        return
-    from infra.components.postgres import postgres_spec
-
-    with tempfile.TemporaryDirectory(prefix="sunshine-bench-pg-") as base:
-        os.chmod(base, 0o755)  # the embedded server may run as its own system user
-        port = free_port()
-        spec = postgres_spec(data_dir=Path(base) / "data", port=port, log_path=Path(base) / "postgres.log")
-        with running(spec):
-            yield from _scratch_on(f"postgresql://postgres@127.0.0.1:{port}/postgres")
-
-
-def _scratch_on(server_url: str) -> Iterator[str]:
-    admin = make_url(normalise_database_url(server_url)).set(drivername="postgresql", database="postgres")
-    admin_dsn = admin.render_as_string(hide_password=False)
-    name = f"sunshine_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def measure(store: EvidenceStore, weed_cpu_seconds: Callable[[], float]) -> None:
     # Warm up: imports, connection pools, the bucket, hashlib's SM3 provider.
     store.put(MP4_FTYP + os.urandom(MB), collection_method=CollectionMethod.upload, actor="system:bench")
@@ -176,7 +141,10 @@ def measure(store: EvidenceStore, weed_cpu_seconds: Callable[[], float]) -> None
 
 def main() -> int:
     print(f"cpus: {os.cpu_count()}, stream: {STREAM_BYTES // MB} MB in {CHUNK_BYTES // MB} MB chunks, best of {ROUNDS}")
-    with tempfile.TemporaryDirectory(prefix="sunshine-bench-s3-") as s3_base, scratch_database() as database_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="sunshine-bench-s3-") as s3_base,
+        scratch_database() as (database_url, _postgres_pid),
+    ):
         access_key, secret_key = f"bench{secrets.token_hex(6)}", secrets.token_urlsafe(30)
         port = free_port()
         spec = seaweedfs_spec(

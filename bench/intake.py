@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -43,9 +43,7 @@ from typing import Any
 
 import httpx
 import psutil
-import psycopg
-from psycopg import sql
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
@@ -53,20 +51,20 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scratch import scratch_database
 from domain.alerts.taxonomy import ALERT_TYPES, AlertCategory
 from domain.devices.service import create_device
 from domain.merchants.models import Camera, Merchant
 from domain.users.models import Role
 from domain.users.passwords import generate_password
 from domain.users.service import create_user
-from infra import migrate
 from infra.components.process import ComponentSpec, free_port, running
 from infra.components.seaweedfs import seaweedfs_spec
 from infra.components.temporal import temporal_spec
 from infra.db import make_engine, session_scope
 from infra.demo import seed_demo_data
 from infra.evidence_store import EvidenceStore
-from infra.settings import Settings, normalise_database_url
+from infra.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 16
@@ -377,40 +375,6 @@ async def measure(stack: Stack) -> None:
 
 
 # ----- The stack ------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def scratch_database() -> Iterator[tuple[str, int | None]]:
-    """The scratch database's URL, and the pid of the embedded server when one was started here."""
-    server = os.environ.get("SUNSHINE_TEST_DATABASE_URL") or os.environ.get("SUNSHINE_DATABASE_URL")
-    if server:
-        for url in _scratch_on(server):
-            yield url, None
-        return
-    from infra.components.postgres import postgres_spec
-
-    with tempfile.TemporaryDirectory(prefix="sunshine-bench-pg-") as base:
-        os.chmod(base, 0o755)  # the embedded server may run as its own system user
-        port = free_port()
-        spec = postgres_spec(data_dir=Path(base) / "data", port=port, log_path=Path(base) / "postgres.log")
-        with running(spec) as postgres:
-            for url in _scratch_on(f"postgresql://postgres@127.0.0.1:{port}/postgres"):
-                yield url, postgres.pid
-
-
-def _scratch_on(server_url: str) -> Iterator[str]:
-    admin = make_url(normalise_database_url(server_url)).set(drivername="postgresql", database="postgres")
-    admin_dsn = admin.render_as_string(hide_password=False)
-    name = f"sunshine_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def prepare_data(engine: Engine, settings: Settings) -> tuple[str, str, str, list[Target]]:
