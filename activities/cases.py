@@ -184,6 +184,8 @@ class HandoffSnapshot:
     accepted_by: str | None = None
     accepted_at: datetime | None = None
     decision: dict[str, Any] | None = None
+    acceptance_due_at: datetime | None = None
+    overdue: bool = False
 
 
 @dataclass
@@ -297,6 +299,8 @@ class CaseActivities:
             "accepted_by": snapshot.accepted_by,
             "accepted_at": snapshot.accepted_at,
             "decision": snapshot.decision,
+            "acceptance_due_at": snapshot.acceptance_due_at,
+            "overdue": snapshot.overdue,
             "updated_at": func.now(),
         }
         with self._session_factory() as session:

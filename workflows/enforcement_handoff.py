@@ -311,6 +311,8 @@ class EnforcementHandoffWorkflow:
                 merchant_id=state.merchant_id, street_office_id=state.street_office_id, status=state.status.value,
                 reason=state.reason, transferred_by=state.transferred_by, transferred_at=state.transferred_at,
                 accepted_by=state.accepted_by, accepted_at=state.accepted_at, decision=decision,
+                acceptance_due_at=state.acceptance_deadline.due_at if state.acceptance_deadline else None,
+                overdue=state.overdue,
             )),
             **ACTIVITY_OPTIONS,
         )

@@ -106,6 +106,9 @@ class EnforcementHandoff(SQLModel, table=True):
     reason: str = Field(max_length=1000)
     transferred_by: str = Field(max_length=100)
     transferred_at: datetime = timestamp_field()
+    # 受理时限: 3 working days from the transfer; the brigade inbox sorts by it.
+    acceptance_due_at: datetime | None = timestamp_field(nullable=True)
+    overdue: bool = Field(default=False, index=True)
     accepted_by: str | None = Field(default=None, max_length=100)
     accepted_at: datetime | None = timestamp_field(nullable=True)
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

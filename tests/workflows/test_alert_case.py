@@ -7,6 +7,8 @@ the server's clock starts at the real time and only moves forward.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -398,6 +400,12 @@ async def test_handoff_not_accepted_within_three_working_days_escalates(casework
     assert overdue.acceptance_deadline is not None and overdue.acceptance_deadline.met is False
     assert "handoff_overdue" in casework.event_kinds(state.case_id)
     await casework.notified("command", "handoff_overdue", state.case_id)
+    # The brigade inbox reads the deadline and the overdue flag from the projection.
+    deadline = time.monotonic() + 10
+    while not casework.handoff_row(state.handoff_id).overdue:
+        assert time.monotonic() < deadline, "the overdue hand-off was not projected"
+        await asyncio.sleep(0.05)
+    assert casework.handoff_row(state.handoff_id).acceptance_due_at == pending.acceptance_deadline.due_at
     accepted = await handoff.execute_update(EnforcementHandoffWorkflow.accept, AcceptInput(
         actor=casework.world.brigade))
     assert accepted.status == HandoffStatus.accepted
