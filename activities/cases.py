@@ -263,11 +263,8 @@ class CaseActivities:
             )
         facts = DispositionFacts(
             alert_type=request.alert_type,
-            prior_same_type_24m=history.prior_same_type_24m,
-            prior_penalties_12m=history.prior_penalties_12m,
-            prior_same_type_penalties_12m=history.prior_same_type_penalties_12m,
-            # The same problem again after an earlier same-type case was put right (办法 第十九条第三款).
-            repeat_after_rectification=history.repeat_after_rectification,
+            # Prior cases and penalties, and a repeat after rectification (办法 第十九条第三款).
+            **history.disposition_facts(),
             rectified=request.rectified,
             rectified_within_deadline=request.rectified_within_deadline,
             harm=request.harm,
