@@ -1,5 +1,6 @@
 """Every table, imported in one place so that metadata (and Alembic) sees them all."""
 
+from domain.audit.models import AuditEvent
 from domain.calendar.models import OfficialCalendarYear
 from domain.cases.models import Alert, AlertCase, CaseEvent, EnforcementHandoff
 from domain.devices.models import Device
@@ -8,10 +9,13 @@ from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
 from domain.notifications.models import Notification, OutboxMessage
 from domain.users.lockout import LoginLockout
 from domain.users.models import User
+from domain.users.saved_filters import SavedFilter
+from domain.users.web_sessions import WebSession
 
 __all__ = [
     "Alert",
     "AlertCase",
+    "AuditEvent",
     "Camera",
     "CaseEvent",
     "Certificate",
@@ -24,6 +28,8 @@ __all__ = [
     "Notification",
     "OfficialCalendarYear",
     "OutboxMessage",
+    "SavedFilter",
     "StreetOffice",
     "User",
+    "WebSession",
 ]

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     session_max_hours: int = Field(default=12, ge=1, le=7 * 24)
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Browser sessions: signed out after this long without a request (等保 自动退出).
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Staff in command_center, admin and auditor roles must use a TOTP second factor.
+    require_mfa: bool = False
+    # Session cookies carry Secure when the request came over TLS; true forces it (behind a proxy that
+    # terminates TLS without forwarding the scheme).
+    cookie_secure: bool = False
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000

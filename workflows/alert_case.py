@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TASK_QUEUE,
         UPDATE_ADD_ALERT,
         UPDATE_ADD_COMMENT,
+        UPDATE_REMIND,
         UPDATE_REVIEW,
         UPDATE_SET_DEADLINE,
         UPDATE_SUBMIT_RECTIFICATION,
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         CommentInput,
         DeadlineState,
         OpenCaseInput,
+        RemindInput,
         ReviewDecision,
         ReviewInput,
         SetDeadlineInput,
@@ -71,6 +73,7 @@ __all__ = [
     "TASK_QUEUE",
     "UPDATE_ADD_ALERT",
     "UPDATE_ADD_COMMENT",
+    "UPDATE_REMIND",
     "UPDATE_REVIEW",
     "UPDATE_SET_DEADLINE",
     "UPDATE_SUBMIT_RECTIFICATION",
@@ -88,6 +91,7 @@ __all__ = [
     "CommentInput",
     "DeadlineState",
     "OpenCaseInput",
+    "RemindInput",
     "ReviewDecision",
     "ReviewInput",
     "SetDeadlineInput",
@@ -502,6 +506,21 @@ class AlertCaseWorkflow:
     @add_comment.validator
     def _validate_add_comment(self, request: CommentInput) -> None:
         _refuse(lambda: rules.check_comment(self._state, request))
+
+    # Added after the first histories were recorded: a new handler changes no existing history, so no patch.
+    @workflow.update(name=UPDATE_REMIND)
+    async def remind(self, request: RemindInput) -> CaseState:
+        async with self._transition(lambda: rules.check_remind(self._state, request)):
+            note = request.note.strip()
+            summary = "街道所催办" + (f"：{note[:100]}" if note else "")
+            self._record("reminded", self._who(request.actor), summary, {**self._actor(request.actor), "note": note})
+            await self._publish(self._notice("reminded", f"催办：{self._label}",
+                                             note or "街道市场监管所提醒您尽快处理本预警。", merchant=True))
+        return self._state
+
+    @remind.validator
+    def _validate_remind(self, request: RemindInput) -> None:
+        _refuse(lambda: rules.check_remind(self._state, request))
 
     @workflow.query(name=QUERY_GET_STATE)
     def get_state(self) -> CaseState:

@@ -27,6 +27,7 @@ UPDATE_SET_DEADLINE = "set_deadline"
 UPDATE_REVIEW = "review"
 UPDATE_TRANSFER = "transfer"
 UPDATE_ADD_COMMENT = "add_comment"
+UPDATE_REMIND = "remind"
 SIGNAL_ADD_ALERT = "add_alert_signal"
 QUERY_GET_STATE = "get_state"
 
@@ -160,6 +161,14 @@ class TransferInput:
 class CommentInput:
     actor: Actor
     text: str
+
+
+@dataclass
+class RemindInput:
+    """催办: the street office reminds the merchant of what is due."""
+
+    actor: Actor
+    note: str = ""
 
 
 @dataclass

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         AlertRef,
         CaseState,
         CommentInput,
+        RemindInput,
         ReviewInput,
         SetDeadlineInput,
         SubmitRectificationInput,
@@ -167,6 +168,15 @@ def check_transfer(state: CaseState, request: TransferInput) -> None:
     _require_role(request.actor, OFFICERS, "移交执法")
     _require_status(state, OPEN, "移交执法")
     _require_text(request.reason, "移交理由")
+
+
+# Only what waits on the merchant can be chased; the rest waits on the office itself.
+MERCHANT_TURN = ("awaiting_verification", "rectifying")
+
+
+def check_remind(state: CaseState, request: RemindInput) -> None:
+    _require_role(request.actor, OFFICERS, "催办")
+    _require_status(state, MERCHANT_TURN, "催办")
 
 
 def check_comment(state: CaseState, request: CommentInput) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import urllib3.exceptions
@@ -21,8 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import Session
 from starlette.datastructures import UploadFile as StarletteUploadFile
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from api.deps import (
     CurrentActor,
@@ -32,9 +31,8 @@ from api.deps import (
     Scope,
     SessionDep,
     require_roles,
-    temporal_client,
-    temporal_unavailable,
 )
+from api.updates import live_query, send_update
 from domain.alerts.taxonomy import ALERT_TYPES, AlertType
 from domain.cases.models import AlertCase
 from domain.cases.service import (
@@ -83,21 +81,6 @@ from workflows.alert_case import (
 log = logging.getLogger("sunshine.api.cases")
 
 router = APIRouter(tags=["cases"])
-
-# Long enough for a worker to run the handler (it may call an activity), short enough that a request
-# never hangs on a case engine with no worker polling.
-UPDATE_TIMEOUT = timedelta(seconds=15)
-LIVE_STATE_TIMEOUT = timedelta(seconds=3)
-# Statuses that mean "try again later" rather than "this action is refused".
-TRANSIENT_RPC_STATUSES = frozenset(
-    {
-        RPCStatusCode.UNAVAILABLE,
-        RPCStatusCode.DEADLINE_EXCEEDED,
-        RPCStatusCode.RESOURCE_EXHAUSTED,
-        RPCStatusCode.CANCELLED,
-        RPCStatusCode.ABORTED,
-    }
-)
 
 # Who may do what (domain note §9, DESIGN "Who uses it"). The auditor acts on nothing; the administrator
 # never reaches case content at all. Scope (own shop, own street, transferred cases) is CurrentCase's job.
@@ -567,38 +550,9 @@ def _own_photo(session: Session, user: User, evidence_id: uuid.UUID) -> dict[str
 
 
 async def _send_update(request: Request, case_id: str, update: str, payload: object) -> dict[str, Any]:
-    """Run the update; 409 with the validator's reason when refused, 503 when the engine cannot answer.
-
-    Temporal is reached only here, after permissions and the body have been checked: a malformed or
-    forbidden request gets its 4xx whether or not the engine is up.
-    """
-    client = await temporal_client(request)
-    handle = client.get_workflow_handle(case_id)
-    try:
-        state = await asyncio.wait_for(
-            handle.execute_update(update, payload, result_type=CaseState, rpc_timeout=UPDATE_TIMEOUT),
-            UPDATE_TIMEOUT.total_seconds() + 5,
-        )
-    except WorkflowUpdateFailedError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=_failure_message(error.cause)) from None
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
-        raise temporal_unavailable(
-            "the case engine did not answer in time; the action may still be applied, reload the case before retrying"
-        ) from None
-    except RPCError as error:
-        if error.status in TRANSIENT_RPC_STATUSES:
-            raise temporal_unavailable("the case engine (Temporal) is unavailable; try again shortly") from None
-        if error.status is RPCStatusCode.NOT_FOUND:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, detail=f"case {case_id} takes no more actions: {error.message}"
-            ) from None
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=error.message) from None
+    """Run the update (see ``api.updates.send_update`` for how refusals and outages answer)."""
+    state = await send_update(request, case_id, update, payload, result_type=CaseState, subject=f"case {case_id}")
     return _state_json(state)
-
-
-def _failure_message(cause: BaseException) -> str:
-    message = getattr(cause, "message", None)
-    return str(message) if message else str(cause) or "the action was refused"
 
 
 def _state_json(state: CaseState) -> dict[str, Any]:
@@ -608,20 +562,7 @@ def _state_json(state: CaseState) -> dict[str, Any]:
 
 
 async def _live_state(client: Client | None, case_id: str) -> CaseState | None:
-    """The workflow's own state, or None when Temporal does not answer (the projection then stands alone)."""
-    if client is None:
-        return None
-    try:
-        state: CaseState = await asyncio.wait_for(
-            client.get_workflow_handle(case_id).query(
-                QUERY_GET_STATE, result_type=CaseState, rpc_timeout=LIVE_STATE_TIMEOUT
-            ),
-            LIVE_STATE_TIMEOUT.total_seconds() + 1,
-        )
-    except Exception as error:  # any failure: the read model is a complete answer by itself
-        log.debug("live state of %s unavailable: %s", case_id, type(error).__name__)
-        return None
-    return state
+    return await live_query(client, case_id, QUERY_GET_STATE, result_type=CaseState)
 
 
 def _detail_out(detail: CaseDetail, live: CaseState | None) -> CaseDetailOut:

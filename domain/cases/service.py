@@ -289,3 +289,27 @@ def _after_cursor(cursor: CaseCursor) -> ColumnElement[bool]:
 def _escape_like(text: str) -> str:
     """A user's text matched literally: '%' and '_' are not wildcards here."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def evidence_ids_of(detail: CaseDetail) -> set[uuid.UUID]:
+    """Every evidence item the case refers to: its alerts' snapshots and clips, and the photos in its timeline."""
+    ids = {item.snapshot.id for item in detail.alerts}
+    ids |= {item.clip.id for item in detail.alerts if item.clip is not None}
+    for event in detail.timeline:
+        photo = event.payload.get("photo") if isinstance(event.payload, dict) else None
+        if isinstance(photo, dict) and photo.get("evidence_id"):
+            try:
+                ids.add(uuid.UUID(str(photo["evidence_id"])))
+            except ValueError:
+                continue
+    return ids
+
+
+def timeline_photos(session: Session, *, detail: CaseDetail) -> list[Evidence]:
+    """The photos merchants and officers attached to the case (rectification), oldest first."""
+    alert_ids = {item.snapshot.id for item in detail.alerts} | {
+        item.clip.id for item in detail.alerts if item.clip is not None
+    }
+    photo_ids = [i for i in evidence_ids_of(detail) if i not in alert_ids]
+    found = _evidence_by_id(session, photo_ids)
+    return sorted(found.values(), key=lambda evidence: evidence.stored_at)

@@ -54,3 +54,11 @@ class User(SQLModel, table=True):
     must_change_password: bool = False
     disabled: bool = False
     created_at: datetime = timestamp_field(default_now=True)
+    password_changed_at: datetime | None = timestamp_field(nullable=True)
+    # TOTP second factor (RFC 6238). The secret is set at enrolment and counts only once confirmed.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_confirmed_at: datetime | None = timestamp_field(nullable=True)
+    # The last time step accepted, so that one code cannot be used twice.
+    totp_last_step: int | None = None
+    # 办法 第十六条 notice (alerts serve enforcement), acknowledged once by a merchant's account.
+    enforcement_notice_acknowledged_at: datetime | None = timestamp_field(nullable=True)

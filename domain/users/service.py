@@ -95,6 +95,17 @@ def disable_user(session: Session, *, username: str) -> User:
     return user
 
 
+def enable_user(session: Session, *, username: str) -> User:
+    """Let a disabled account sign in again (with its old password and second factor). Enabling twice is harmless."""
+    user = find_user(session, username=username)
+    if user is None:
+        raise NotFound(f"no user named {normalise_username(username)!r}")
+    user.disabled = False
+    session.add(user)
+    session.flush()
+    return user
+
+
 def _check_scope(role: Role, *, street_office_code: str | None, merchant_credit_code: str | None) -> None:
     label = f"{role.value} ({ROLE_LABELS[role]})"
     if role is Role.street_officer and street_office_code is None:

@@ -83,3 +83,29 @@ def test_custody_log_is_append_only(db_engine) -> None:
             assert connection.execute(text("SELECT actor FROM custody_event")).scalar_one() == "user:test"
     finally:
         truncate_all(db_engine)
+
+
+def test_audit_log_is_append_only(db_engine) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+    from sqlmodel import Session
+
+    from domain.audit.models import AuditAction
+    from domain.audit.service import AuditContext, AuditFilters, list_audit, record_audit
+    from tests.fixtures.database import truncate_all
+
+    try:
+        with Session(db_engine) as session:
+            record_audit(session, context=AuditContext(username="officer1", ip="10.0.0.8"),
+                         action=AuditAction.evidence_viewed, target="evidence:x", reason="case handling c-1")
+            session.commit()
+        for statement in ("UPDATE audit_event SET username = 'mallory'", "DELETE FROM audit_event"):
+            with pytest.raises(DBAPIError, match="append-only"), db_engine.begin() as connection:
+                connection.execute(text(statement))
+        with Session(db_engine) as session:
+            rows = list_audit(session, filters=AuditFilters(actions=("evidence_viewed",)))
+            found = [(row.username, row.ip, row.reason) for row in rows]
+            assert found == [("officer1", "10.0.0.8", "case handling c-1")]
+            assert list_audit(session, filters=AuditFilters(username="someone-else")) == []
+    finally:
+        truncate_all(db_engine)

@@ -30,6 +30,7 @@ from workflows.alert_case import (
     CaseStatus,
     CommentInput,
     OpenCaseInput,
+    RemindInput,
     ReviewDecision,
     ReviewInput,
     SetDeadlineInput,
@@ -525,3 +526,25 @@ async def test_a_case_started_without_an_alert_ends_after_an_hour(casework: Case
     await casework.closed(handle)
     state = await casework.state(handle)
     assert state.alerts == [] and state.version == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 催办
+
+
+async def test_the_office_reminds_the_merchant_while_it_is_the_merchants_turn(casework: Casework) -> None:
+    handle, _ = await casework.open_case("no_hat")
+    state = await handle.execute_update(AlertCaseWorkflow.remind, RemindInput(
+        actor=casework.world.officer, note="请今天内核实"))
+    assert state.status == CaseStatus.awaiting_verification
+    await casework.notified("merchant", "reminded", state.case_id)
+    assert casework.event_kinds(state.case_id)[-1] == "reminded"
+    assert "请今天内核实" in casework.events(state.case_id)[-1].summary
+
+    cause = await refused(handle.execute_update(AlertCaseWorkflow.remind, RemindInput(
+        actor=casework.world.merchant)))
+    assert "催办" in cause.message
+    await verify_rectified_now(casework, handle)
+    cause = await refused(handle.execute_update(AlertCaseWorkflow.remind, RemindInput(
+        actor=casework.world.officer)))
+    assert "待审核" in cause.message
