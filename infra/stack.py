@@ -140,13 +140,30 @@ def _start_everything(stack: Stack, *, seed_demo: bool) -> None:
                                    secret_key=settings.s3_secret_key.get_secret_value(),
                                    log_path=logs / "seaweedfs.log"))
     stack._check_stop()
-    _prepare_data(stack, seed_demo=seed_demo)
+    seeded = _prepare_data(stack, seed_demo=seed_demo)
     stack._check_stop()
     stack.start(_worker_spec(settings, logs))
+    if seeded:
+        _raise_demo_alerts(stack)
     stack.start(_web_spec(settings, logs))
 
 
-def _prepare_data(stack: Stack, *, seed_demo: bool) -> None:
+def _raise_demo_alerts(stack: Stack) -> None:
+    """Alerts go through the real intake and need the worker, so they come after it, into fresh demo data only."""
+    import asyncio
+
+    from infra.db import make_engine
+    from infra.demo_alerts import raise_demo_alerts
+
+    engine = make_engine(stack.settings.effective_database_url)
+    try:
+        asyncio.run(raise_demo_alerts(stack.settings, engine, printer=stack.print))
+    finally:
+        engine.dispose()
+
+
+def _prepare_data(stack: Stack, *, seed_demo: bool) -> bool:
+    """Migrate, make the bucket, seed an empty database; True when demo data was seeded now."""
     from infra import migrate
     from infra.db import make_engine, session_scope
     from infra.evidence_store import EvidenceStore
@@ -165,8 +182,10 @@ def _prepare_data(stack: Stack, *, seed_demo: bool) -> None:
                     stack.print("seeding demo data (empty database) …")
                     summary = seed_demo_data(session)
                     stack.print(format_accounts(summary))
+                    return True
     finally:
         engine.dispose()
+    return False
 
 
 def _worker_spec(settings: Settings, logs: Path) -> ComponentSpec:

@@ -44,7 +44,9 @@ def wants_json(request: Request) -> bool:
     return request.url.path.startswith(JSON_PREFIXES)
 
 
-def error_page(request: Request, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_page(
+    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None, page: object = None
+) -> Response:
     tr = request_translator(request)
     return render(
         request,
@@ -55,6 +57,7 @@ def error_page(request: Request, status_code: int, message: str, headers: dict[s
         title=tr.gettext(STATUS_TITLES.get(status_code, N_("Something went wrong"))),
         message=message,
         status=status_code,
+        page=page,
     )
 
 
@@ -76,7 +79,7 @@ def install_error_pages(app: FastAPI) -> None:
         if error.context is not None:
             audit_refusal(error.context, action=error.action, target=error.target or request.url.path,
                           reason=error.message)
-        return error_page(request, 403, error.message)
+        return error_page(request, 403, error.message, page=error.context)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:

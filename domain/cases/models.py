@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Float, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from domain.base import timestamp_field
@@ -48,10 +48,21 @@ class Alert(SQLModel, table=True):
     delivered_at: datetime | None = timestamp_field(nullable=True)
 
 
+OPEN_STATUSES_SQL = "('awaiting_verification', 'awaiting_dispute_review', 'rectifying', 'awaiting_review')"
+
+
 class AlertCase(SQLModel, table=True):
     """预警处置: the projection of one AlertCaseWorkflow (the workflow owns the state; this row mirrors it)."""
 
     __tablename__ = "alert_case"
+    # The queue reads open cases soonest-due first and stops after a page: partial indexes in exactly that
+    # order (per street, and district-wide) let it read one page's rows instead of sorting every open case.
+    __table_args__ = (
+        Index("alert_case_open_street_queue", "street_office_id", "next_due_at", "case_id",
+              postgresql_where=text(f"status IN {OPEN_STATUSES_SQL}")),
+        Index("alert_case_open_queue", "next_due_at", "case_id",
+              postgresql_where=text(f"status IN {OPEN_STATUSES_SQL}")),
+    )
 
     case_id: str = Field(primary_key=True, max_length=200)  # = the workflow id
     version: int = 0  # projection version: a write with a lower or equal version is ignored

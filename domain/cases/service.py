@@ -261,7 +261,7 @@ def _filter_conditions(filters: CaseFilters) -> list[ColumnElement[bool]]:
     if filters.merchant_credit_code is not None:
         conditions.append(col(Merchant.credit_code) == normalise_credit_code(filters.merchant_credit_code))
     if filters.overdue is not None:
-        conditions.append(col(AlertCase.overdue).is_(filters.overdue))
+        conditions.append(col(AlertCase.overdue) == filters.overdue)  # "=" can use the index, "IS" cannot
     if filters.due_before is not None:
         conditions.append(col(AlertCase.next_due_at) < filters.due_before)
     text = (filters.text or "").strip()

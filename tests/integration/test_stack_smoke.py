@@ -119,6 +119,7 @@ def test_up_is_healthy_seeds_demo_data_and_sigterm_leaves_nothing(
         assert health["checks"][dependency]["latency_ms"] >= 0
     assert "seeding demo data" in run.output()
     assert "admin" in run.output()  # the demo accounts are printed
+    assert "raised 9 demo alerts (9 cases opened)" in run.output(), "every queue should have work in the demo"
     assert stop_and_assert_nothing_left(run) == 0
 
     # A second start reuses var/: the data survives and nothing is seeded again.
@@ -126,6 +127,7 @@ def test_up_is_healthy_seeds_demo_data_and_sigterm_leaves_nothing(
     cleanup.append(second)
     assert second.wait_healthy()["status"] == "ok"
     assert "seeding demo data" not in second.output()
+    assert "demo alerts" not in second.output()
     assert stop_and_assert_nothing_left(second, signal.SIGINT) == 0
 
 
