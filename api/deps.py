@@ -17,7 +17,9 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 from temporalio.client import Client
 
+from api.audit import audit_request, request_context
 from api.auth import AuthPolicy, InvalidToken, signing_key, user_for_token
+from domain.audit.models import AuditAction, AuditOutcome
 from domain.cases.models import AlertCase
 from domain.cases.service import CaseScope, ScopeKind, find_case
 from domain.devices.service import KEY_PREFIX as DEVICE_KEY_PREFIX
@@ -142,9 +144,12 @@ def require_roles(*roles: Role) -> DependsParam:
     allowed = frozenset(roles)
     names = ", ".join(role.value for role in roles)
 
-    def check_role(user: CurrentUser) -> User:
+    def check_role(user: CurrentUser, request: Request) -> User:
         if Role(user.role) not in allowed:
-            raise forbidden(f"this is for {names}; you are signed in as {user.role} ({ROLE_LABELS[Role(user.role)]})")
+            message = f"this is for {names}; you are signed in as {user.role} ({ROLE_LABELS[Role(user.role)]})"
+            audit_request(request, context=request_context(request, user=user), action=AuditAction.permission_denied,
+                          outcome=AuditOutcome.denied, target=f"{request.method} {request.url.path}", reason=message)
+            raise forbidden(message)
         return user
 
     return Depends(check_role)
@@ -193,10 +198,13 @@ def case_scope_for(user: User) -> CaseScope | None:
     return None
 
 
-def case_scope(user: CurrentUser) -> CaseScope:
+def case_scope(user: CurrentUser, request: Request) -> CaseScope:
     scope = case_scope_for(user)
     if scope is None:
-        raise forbidden("administrators do not see case content (separation of duties)")
+        message = "administrators do not see case content (separation of duties)"
+        audit_request(request, context=request_context(request, user=user), action=AuditAction.permission_denied,
+                      outcome=AuditOutcome.denied, target=f"{request.method} {request.url.path}", reason=message)
+        raise forbidden(message)
     return scope
 
 

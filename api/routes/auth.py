@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
+from api.audit import audit_request, request_context
 from api.auth import (
     TOKEN_TYPE,
     InvalidCredentials,
@@ -30,8 +31,10 @@ from api.deps import (
     SignedInUser,
     unauthorized,
 )
+from domain.audit.models import AuditAction, AuditOutcome
 from domain.errors import ValidationFailed
 from domain.users.models import ROLE_LABELS, Role
+from domain.users.service import normalise_username
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -75,17 +78,25 @@ def _locked(error: SignInLocked) -> HTTPException:
 @router.post("/token", response_model=TokenResponse)
 def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     policy: AuthPolicyDep,
 ) -> TokenResponse:
     """Exchange username and password for a bearer token (the same refusal whether or not the user exists)."""
+    typed = normalise_username(form.username)
+    via = {"via": "api"}
     try:
         user = authenticate(session, username=form.username, password=form.password, policy=policy)
     except SignInLocked as error:
+        audit_request(request, context=request_context(request, username=typed), action=AuditAction.sign_in_failed,
+                      outcome=AuditOutcome.denied, reason="locked", detail=via)
         raise _locked(error) from None
     except InvalidCredentials as error:
+        audit_request(request, context=request_context(request, username=typed), action=AuditAction.sign_in_failed,
+                      outcome=AuditOutcome.failure, detail=via)
         raise unauthorized(error.message) from None
+    audit_request(request, context=request_context(request, user=user), action=AuditAction.signed_in, detail=via)
     issued = issue_token(signing_key(settings), user=user, policy=policy)
     return TokenResponse.of(issued, must_change_password=user.must_change_password)
 

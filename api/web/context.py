@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from sqlmodel import Session
 
+from api.audit import audit_request
 from api.deps import SessionDep, SettingsDep, actor_for
 from api.web.i18n import LANG_COOKIE, Translator, negotiate_locale, translator
 from domain.audit.models import AuditAction, AuditOutcome
@@ -228,14 +229,5 @@ def login_redirect(next_path: str, *, expired: bool = False) -> str:
 
 
 def audit_refusal(context: PageContext, *, action: AuditAction, target: str, reason: str) -> None:
-    """Write a refusal in its own transaction: the request's own session may be rolled back."""
-    with Session(context.request.app.state.engine) as session:
-        record_audit(
-            session,
-            context=context.audit_context(),
-            action=action,
-            outcome=AuditOutcome.denied,
-            target=target,
-            reason=reason,
-        )
-        session.commit()
+    audit_request(context.request, context=context.audit_context(), action=action, outcome=AuditOutcome.denied,
+                  target=target, reason=reason)

@@ -245,3 +245,27 @@ def test_tokens_do_not_carry_the_password_or_its_hash(api_settings: Settings, wo
     payload = token.split(".")[1]
     decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
     assert "argon2" not in decoded and PASSWORD not in decoded and TEST_SECRET_KEY not in decoded
+
+
+def test_api_sign_ins_and_permission_denials_are_in_the_audit_log(
+    api: TestClient, world: World, db_engine: Engine, api_settings: Settings
+) -> None:
+    from sqlmodel import select
+
+    from domain.audit.models import AuditEvent
+
+    assert sign_in(api, "officer1", "wrong-Password9")[0] == 401
+    assert sign_in(api, "officer1", PASSWORD)[0] == 200
+    denied = api.post("/api/v1/cases/case-m1/verify", json={"choice": "needs_time"},
+                      headers=bearer_for(api_settings, world.users["officer1"]))
+    assert denied.status_code == 403
+    assert api.get("/api/v1/cases", headers=bearer_for(api_settings, world.users["admin"])).status_code == 403
+    with Session(db_engine) as session:
+        rows = session.exec(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [(row.username, row.action, row.outcome) for row in rows] == [
+        ("officer1", "sign_in_failed", "failure"),
+        ("officer1", "signed_in", "success"),
+        ("officer1", "permission_denied", "denied"),
+        ("admin", "permission_denied", "denied"),
+    ]
+    assert rows[2].target == "POST /api/v1/cases/case-m1/verify" and rows[0].detail == {"via": "api"}

@@ -6,16 +6,16 @@ the object store allowed by the Content-Security-Policy)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 import zlib
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Page, expect
 from sqlmodel import Session
 
 from domain.cases.models import AlertCase
 from tests.browser.conftest import LiveStack, screenshot
+from tests.browser.steps import assert_images_load, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,14 +40,6 @@ def rectification_png(width: int = 48, height: int = 32) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-async def sign_in(page: Page, live_stack: LiveStack, username: str, home: str) -> None:
-    await page.goto("/login")
-    await page.locator("input[name=username]").fill(username)
-    await page.locator("input[name=password]").fill(live_stack.password)
-    await page.locator("form[action='/login'] button[type=submit]").click()
-    await page.wait_for_url(re.compile(re.escape(live_stack.base_url + home) + r"(\?.*)?$"))
-
-
 async def wait_for_status(live_stack: LiveStack, case_id: str, status: str) -> AlertCase:
     """Poll the case projection until it shows ``status`` (the worker writes it after the workflow moves)."""
     loop = asyncio.get_running_loop()
@@ -61,20 +53,6 @@ async def wait_for_status(live_stack: LiveStack, case_id: str, status: str) -> A
             found = None if case is None else case.status
             raise AssertionError(f"case {case_id} not {status} within {PROJECTION_TIMEOUT_SECONDS} s (is {found})")
         await asyncio.sleep(0.1)  # polling interval under a deadline
-
-
-async def assert_images_load(images: Locator, *, at_least: int = 1) -> None:
-    """Each <img> decoded a real picture: /evidence redirected to a presigned URL the CSP allows."""
-    count = await images.count()
-    assert count >= at_least, f"expected at least {at_least} evidence image(s), found {count}"
-    for index in range(count):
-        image = images.nth(index)
-        await image.scroll_into_view_if_needed()  # loading="lazy": only a visible image is fetched
-        handle = await image.element_handle()
-        assert handle is not None
-        await image.page.wait_for_function("img => img.complete", arg=handle)
-        width = await image.evaluate("img => img.naturalWidth")
-        assert width > 0, f"evidence image {await image.get_attribute('src')} did not load"
 
 
 async def test_alert_to_closed_case_through_the_pages(page: Page, phone_page: Page, live_stack: LiveStack) -> None:

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from domain.cases.models import EnforcementHandoff
 from tests.browser.conftest import LiveStack, screenshot
-from tests.browser.test_full_loop import assert_images_load, sign_in
+from tests.browser.steps import assert_images_load, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

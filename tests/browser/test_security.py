@@ -5,7 +5,6 @@ Chromium logs a document answered 4xx as a console error: each test allows exact
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from domain.users.lockout import LoginLockout
 from domain.users.saved_filters import SavedFilter
 from domain.users.web_sessions import WebSession
 from tests.browser.conftest import LiveStack, screenshot
+from tests.browser.steps import sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,14 +26,6 @@ FORBIDDEN = r"status of 403 \(Forbidden\)"
 UNAUTHORIZED = r"status of 401 \(Unauthorized\)"
 TOO_MANY = r"status of 429 \(Too Many Requests\)"
 CSRF_MESSAGE = "表单已过期或并非来自本站，请刷新页面后重试。"
-
-
-async def sign_in(page: Page, live_stack: LiveStack, username: str, home: str) -> None:
-    await page.goto("/login")
-    await page.locator("input[name=username]").fill(username)
-    await page.locator("input[name=password]").fill(live_stack.password)
-    await page.locator("form[action='/login'] button[type=submit]").click()
-    await page.wait_for_url(re.compile(re.escape(live_stack.base_url + home) + r"(\?.*)?$"))
 
 
 async def submit_login(page: Page, username: str, password: str) -> int:
