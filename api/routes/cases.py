@@ -33,7 +33,7 @@ from api.deps import (
     require_roles,
 )
 from api.updates import live_query, send_update
-from domain.alerts.taxonomy import ALERT_TYPES, AlertType
+from domain.alerts.taxonomy import AlertType, alert_type_label
 from domain.cases.models import AlertCase
 from domain.cases.service import (
     MAX_PAGE_SIZE,
@@ -174,7 +174,7 @@ class CaseSummaryOut(BaseModel):
             status=case.status,
             status_label=_status_label(case.status),
             alert_type=case.alert_type,
-            alert_type_label=_alert_type_label(case.alert_type),
+            alert_type_label=alert_type_label(case.alert_type),
             category=case.category,
             outcome=case.outcome,
             merchant_id=case.merchant_id,
@@ -644,9 +644,3 @@ def _status_label(value: str) -> str:
     except ValueError:
         return value
 
-
-def _alert_type_label(value: str) -> str:
-    try:
-        return ALERT_TYPES[AlertType(value)].label_zh
-    except ValueError:
-        return value

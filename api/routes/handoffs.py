@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from api.deps import CurrentActor, OptionalTemporalDep, Scope, SessionDep, require_roles
 from api.updates import live_query, send_update
-from domain.alerts.taxonomy import ALERT_TYPES, AlertType
+from domain.alerts.taxonomy import alert_type_label
 from domain.cases.handoffs import (
     HandoffCursor,
     HandoffListItem,
@@ -108,7 +108,7 @@ class HandoffSummaryOut(BaseModel):
             street_office_code=item.street_office_code,
             street_office_name=item.street_office_name,
             alert_type=item.alert_type,
-            alert_type_label=None if item.alert_type is None else _alert_type_label(item.alert_type),
+            alert_type_label=None if item.alert_type is None else alert_type_label(item.alert_type),
             case_summary=item.case_summary,
         )
 
@@ -317,9 +317,3 @@ def _decision_label(value: str) -> str:
     except ValueError:
         return value
 
-
-def _alert_type_label(value: str) -> str:
-    try:
-        return ALERT_TYPES[AlertType(value)].label_zh
-    except ValueError:
-        return value

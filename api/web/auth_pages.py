@@ -38,6 +38,7 @@ from domain.audit.models import AuditAction, AuditOutcome
 from domain.audit.service import record_audit
 from domain.errors import ValidationFailed
 from domain.users import lockout, totp
+from domain.users.secret_box import SecretUnreadable, derive_key, seal, unseal
 from domain.users.service import normalise_username
 from domain.users.web_sessions import SessionEnd, end_all_sessions, end_session, mark_mfa_verified, start_session
 from infra.settings import Settings
@@ -251,11 +252,13 @@ def mfa_setup_form(context: SignedInPage, session: SessionDep) -> Response:
     user = session.merge(context.user)
     if user.totp_confirmed_at is not None:
         return RedirectResponse("/mfa", status_code=303)
-    if user.totp_secret is None:
-        user.totp_secret = totp.new_secret()
+    secret = _totp_secret(context, user.totp_secret)
+    if secret is None:  # none yet, or sealed under a key that has since changed: start afresh
+        secret = totp.new_secret()
+        user.totp_secret = seal(_totp_key(context.settings), secret)
         session.add(user)
         session.commit()
-    return _setup_page(context, user.totp_secret, error=None)
+    return _setup_page(context, secret, error=None)
 
 
 @router.post("/mfa/setup")
@@ -265,10 +268,11 @@ def mfa_setup(
     user = session.merge(context.user)
     if user.totp_confirmed_at is not None:
         return RedirectResponse("/mfa", status_code=303)
-    if user.totp_secret is None:
+    secret = _totp_secret(context, user.totp_secret)
+    if secret is None:
         return RedirectResponse("/mfa/setup", status_code=303)
     if not _accept_code(session, context, user_code=code, policy=policy):
-        return _setup_page(context, user.totp_secret, status_code=401,
+        return _setup_page(context, secret, status_code=401,
                            error=context.tr.gettext("The code is not correct. Use the current code from your app."))
     user.totp_confirmed_at = datetime.now(UTC)
     session.add(user)
@@ -276,6 +280,20 @@ def mfa_setup(
     record_audit(session, context=context.audit_context(), action=AuditAction.mfa_enrolled)
     session.commit()
     return RedirectResponse("/", status_code=303)
+
+
+def _totp_key(settings: Settings) -> bytes:
+    return derive_key(settings.secret_key.get_secret_value(), "totp")
+
+
+def _totp_secret(context: PageContext, sealed: str | None) -> str | None:
+    """The user's TOTP seed, kept sealed at rest; None when there is none or it no longer opens."""
+    if sealed is None:
+        return None
+    try:
+        return unseal(_totp_key(context.settings), sealed)
+    except SecretUnreadable:
+        return None
 
 
 def _setup_page(context: PageContext, secret: str, *, error: str | None, status_code: int = 200) -> Response:
@@ -288,9 +306,9 @@ def _accept_code(session: SessionDep, context: PageContext, *, user_code: str, p
     """Check a TOTP code; a wrong one counts towards the sign-in lockout, a locked account ends the session."""
     user = session.merge(context.user)
     now = datetime.now(UTC)
-    assert user.totp_secret is not None
+    secret = _totp_secret(context, user.totp_secret)
     locked = lockout.locked_until(session, username=user.username, now=now)
-    step = None if locked is not None else totp.verify_totp(user.totp_secret, user_code)
+    step = None if locked is not None or secret is None else totp.verify_totp(secret, user_code)
     if step is not None and (user.totp_last_step is None or step > user.totp_last_step):
         user.totp_last_step = step
         session.add(user)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Query
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
@@ -101,16 +101,10 @@ def queue_query(
 def queue(
     context: Page,
     session: SessionDep,
-    status: Annotated[str | None, Query(max_length=40)] = None,
-    alert_type: Annotated[str | None, Query(max_length=40)] = None,
-    merchant: Annotated[str | None, Query(max_length=32)] = None,
-    overdue: Annotated[str | None, Query(max_length=5)] = None,
-    due: Annotated[str | None, Query(max_length=10)] = None,
-    text: Annotated[str | None, Query(max_length=100)] = None,
+    query: Annotated[QueueQuery, Depends(queue_query)],
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    query = queue_query(status, alert_type, merchant, overdue, due, text)
     return _queue_page(context, session, query, cursor=cursor, done=done)
 
 

@@ -100,3 +100,11 @@ def alert_type_info(alert_type: AlertType | str) -> AlertTypeInfo:
     except ValueError:
         known = ", ".join(t.value for t in AlertType)
         raise ValueError(f"unknown alert type {alert_type!r}; known types: {known}") from None
+
+
+def alert_type_label(alert_type: str) -> str:
+    """The Chinese name of a type; an unknown code (from an older or newer version) as it is."""
+    try:
+        return ALERT_TYPES[AlertType(alert_type)].label_zh
+    except ValueError:
+        return alert_type

@@ -56,7 +56,7 @@ class User(SQLModel, table=True):
     created_at: datetime = timestamp_field(default_now=True)
     password_changed_at: datetime | None = timestamp_field(nullable=True)
     # TOTP second factor (RFC 6238). The secret is set at enrolment and counts only once confirmed.
-    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_secret: str | None = Field(default=None, max_length=255)  # sealed (domain.users.secret_box)
     totp_confirmed_at: datetime | None = timestamp_field(nullable=True)
     # The last time step accepted, so that one code cannot be used twice.
     totp_last_step: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -154,9 +155,12 @@ def test_command_center_enrols_and_then_uses_totp_when_mfa_is_required(
         sign_in(client, "command")
         assert client.get("/account", follow_redirects=False).headers["location"] == "/mfa/setup"
         setup = client.get("/mfa/setup")
+        secret = re.search(r'class="secret">([A-Z2-7]+)<', setup.text).group(1)
         with Session(db_engine) as session:
-            secret = session.exec(select(User).where(User.username == "command")).one().totp_secret
-        assert secret and secret in setup.text and "<svg" in setup.text
+            stored = session.exec(select(User).where(User.username == "command")).one().totp_secret
+        assert stored and secret not in stored, "the seed is sealed at rest"
+        assert "<svg" in setup.text
+        assert secret in client.get("/mfa/setup").text, "the same seed until it is confirmed"
         wrong = client.post("/mfa/setup", data={"csrf_token": csrf_of(setup.text), "code": "000000"})
         assert wrong.status_code == 401
         code = totp.totp_at(secret, datetime.now(UTC).timestamp())

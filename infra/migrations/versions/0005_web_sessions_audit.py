@@ -67,7 +67,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_saved_filter_user_id'), 'saved_filter', ['user_id'], unique=False)
     op.add_column('app_user', sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('app_user', sa.Column('totp_secret', sa.String(length=64), nullable=True))
+    op.add_column('app_user', sa.Column('totp_secret', sa.String(length=255), nullable=True))
     op.add_column('app_user', sa.Column('totp_confirmed_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('app_user', sa.Column('totp_last_step', sa.Integer(), nullable=True))
     op.add_column('app_user', sa.Column('enforcement_notice_acknowledged_at', sa.DateTime(timezone=True),
