@@ -41,7 +41,7 @@ BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 # Infrastructure
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no I/O, so no thread-pool hop
     settings: Settings = request.app.state.settings
     return settings
 
@@ -49,7 +49,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_auth_policy(settings: SettingsDep) -> AuthPolicy:
+async def get_auth_policy(settings: SettingsDep) -> AuthPolicy:
     return AuthPolicy.from_settings(settings)
 
 

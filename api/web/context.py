@@ -178,7 +178,7 @@ def signed_in_page(request: Request, session: SessionDep, settings: SettingsDep)
 SignedInPage = Annotated[PageContext, Depends(signed_in_page)]
 
 
-def cleared_page(context: SignedInPage) -> PageContext:
+async def cleared_page(context: SignedInPage) -> PageContext:  # async: no I/O, no thread-pool hop
     """Signed in with nothing pending: password changed if it had to be, second factor passed if needed."""
     user = context.user
     if user.must_change_password:
@@ -195,7 +195,7 @@ def page_roles(*roles: Role) -> DependsParam:
     """403 page (and an audit entry) unless the signed-in person has one of ``roles``."""
     allowed = frozenset(roles)
 
-    def check(context: Page) -> PageContext:
+    async def check(context: Page) -> PageContext:
         if context.role not in allowed:
             raise PageForbidden(context.tr.gettext("This page is not for your role."), context)
         return context
