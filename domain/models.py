@@ -3,6 +3,7 @@
 from domain.audit.models import AuditEvent
 from domain.calendar.models import OfficialCalendarYear
 from domain.cases.models import Alert, AlertCase, CaseEvent, EnforcementHandoff
+from domain.detectors.models import DetectorModel
 from domain.devices.models import Device
 from domain.evidence.models import CustodyEvent, Evidence
 from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
@@ -20,6 +21,7 @@ __all__ = [
     "CaseEvent",
     "Certificate",
     "CustodyEvent",
+    "DetectorModel",
     "Device",
     "EnforcementHandoff",
     "Evidence",

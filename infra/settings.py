@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.development
     var_dir: Path = Path("var")
+    # Registered detector model files, content-addressed; default: <var_dir>/models.
+    models_dir: Path | None = None
     log_level: str = "INFO"
 
     # Session signing and other server-side secrets.

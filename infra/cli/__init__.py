@@ -18,6 +18,8 @@ _COMMAND_MODULES = (
     "infra.cli.stack_cmd",
     "infra.cli.admin_cmd",
     "infra.cli.calendar_cmd",
+    "infra.cli.model_cmd",
+    "infra.cli.vision_cmd",
 )
 
 

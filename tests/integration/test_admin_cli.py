@@ -1,8 +1,7 @@
 """`sunshine user …` and `sunshine device …` against a real PostgreSQL."""
 
 import hashlib
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,28 +15,12 @@ from domain.users.models import User
 from domain.users.passwords import verify_password
 from infra.cli import main
 from infra.settings import get_settings
+from tests.integration.conftest import Cli
 
 pytestmark = pytest.mark.integration
 
 STRONG_PASSWORD = "Hexi-Market-2024"
 MERCHANT_CODE = "91350100M000100Y43"
-
-Cli = Callable[..., int]
-
-
-@pytest.fixture
-def cli(database_url: str, db_session: Session, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """Runs `sunshine …` in-process against the test database; ``stdin`` feeds standard input."""
-    monkeypatch.setenv("SUNSHINE_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-
-    def run(*argv: str, stdin: str = "") -> int:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        return main(list(argv))
-
-    yield run
-    get_settings.cache_clear()
-
 
 @pytest.fixture
 def district(db_session: Session) -> None:
