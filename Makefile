@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/evidence_ingest.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/vision.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -62,6 +62,7 @@ class HealthConfig:
     # averaging would smooth away the very sensor noise that tells a live static scene from a frozen one
     # (an area-averaged 64-px copy takes σ = 3 noise down to 0.23). ≈ 2 ms per 1080p frame.
     signature_width: int = 640
+    compare_interval_s: float = 1.0  # pictures are compared at most this often (frozen is a matter of minutes)
     # With the expected frame rate set, a gap between frames longer than max(2 / fps, 2 s) counts as a stall
     # (Frigate's rule); stalls reported by the source are counted either way.
     expected_fps: float | None = None
@@ -160,6 +161,7 @@ class StreamHealth:
         self._last_frame_at: datetime | None = None
         self._failing_since: datetime | None = None
         self._anchor: _Signature | None = None  # first frame of the current run of identical frames
+        self._compared_at: datetime | None = None
         self._unchanged_since: datetime | None = None
         self._last_difference: FrameDifference | None = None
         self.state = StreamState.OK
@@ -177,11 +179,14 @@ class StreamHealth:
         if self._stall_gap is not None and self._last_frame_at is not None and at - self._last_frame_at > (
                 self._stall_gap):
             self._stalls.add(at)
-        signature = frame_signature(frame.image, self.config.signature_width)
-        difference = None if self._anchor is None else frame_difference(self._anchor, signature)
-        self._last_difference = difference
-        if difference is None or not difference.is_same_picture(self.config):
-            self._anchor, self._unchanged_since = signature, at
+        if self._compared_at is None or (at - self._compared_at).total_seconds() >= self.config.compare_interval_s:
+            # Frozen takes minutes to call: comparing pictures once a second is enough, and it is the costly part.
+            self._compared_at = at
+            signature = frame_signature(frame.image, self.config.signature_width)
+            difference = None if self._anchor is None else frame_difference(self._anchor, signature)
+            self._last_difference = difference
+            if difference is None or not difference.is_same_picture(self.config):
+                self._anchor, self._unchanged_since = signature, at
         self._last_frame_at = at
         self._failing_since = None  # a frame proves the camera is reachable
         return self._evaluate(at)

@@ -58,6 +58,8 @@ class MotionConfig:
     # At night (IR, dim) every contrast shrinks with the light: the threshold follows the background's mean
     # brightness, down to this floor, which stays well above blurred sensor noise.
     min_pixel_threshold: float = 8.0
+    # After a large moving blob (a person) nothing counts for this long.
+    people_quiet_s: float = 10.0
     # Running-average background time constant (Frigate: alpha 0.01 at 5 fps ≈ 20 s). Expressed in seconds so
     # the behaviour does not depend on the sampling rate.
     background_time_constant_s: float = 20.0
@@ -166,6 +168,7 @@ class _State:
     settling: bool = False
     tracks: list[_Track] = field(default_factory=list)
     last_fired_at: datetime | None = None
+    people_seen_at: datetime | None = None
 
 
 def polygons_to_mask(polygons: Sequence[Sequence[Point]], width: int, height: int) -> npt.NDArray[np.uint8]:
@@ -231,7 +234,16 @@ class AfterHoursMotion:
 
         alpha = 1.0 - math.exp(-dt / self.config.background_time_constant_s) if dt > 0 else 0.0
         cv2.accumulateWeighted(grey, state.background, alpha)
-        blobs = self._small_low_blobs(changed.astype(np.uint8) * 255, geometry)
+        blobs, people = self._small_low_blobs(changed.astype(np.uint8) * 255, geometry)
+        if people:
+            state.people_seen_at = frame.captured_at
+        if state.people_seen_at is not None and (
+            (frame.captured_at - state.people_seen_at).total_seconds() < self.config.people_quiet_s
+        ):
+            # Someone is about (cleaning after closing): their feet and mop make small low blobs too, and a
+            # rat does not run between people's feet. Nothing counts until they have been gone a while.
+            state.tracks = []
+            return []
         return self._track(blobs, frame, geometry)
 
     # -- steps ------------------------------------------------------------------------------------------------
@@ -249,15 +261,23 @@ class AfterHoursMotion:
     def _prepare(self, image: Image, geometry: _Geometry) -> npt.NDArray[np.float32]:
         # Grey first, then shrink: cheaper than shrinking three channels (measured 0.8 vs 1.9 ms at 720p).
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        if (grey.shape[1], grey.shape[0]) != geometry.size:
-            grey = cv2.resize(grey, geometry.size, interpolation=cv2.INTER_AREA)
+        width, height = geometry.size
+        # INTER_AREA is fast only for whole-number factors (2.9 ms for 1280→480, 0.3 ms for 1280→640): halve with
+        # it while the picture is at least twice too wide, then finish with a linear resize.
+        while grey.shape[1] >= 2 * width:
+            grey = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        if (grey.shape[1], grey.shape[0]) != (width, height):
+            grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_LINEAR)
         k = self.config.blur_kernel
         return cv2.GaussianBlur(grey, (k, k), 0).astype(np.float32)
 
-    def _small_low_blobs(self, mask: npt.NDArray[np.uint8], geometry: _Geometry) -> list[_Blob]:
+    def _small_low_blobs(self, mask: npt.NDArray[np.uint8], geometry: _Geometry) -> tuple[list[_Blob], bool]:
+        """The small, low moving blobs, and whether anything large (a person) moved in the frame too."""
         config = self.config
         kernel = np.ones((3, 3), np.uint8)
         moving = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)  # drops isolated noisy pixels
+        if not cv2.countNonZero(moving):
+            return [], False  # the usual night frame: nothing moved, no labelling needed
         joined = cv2.dilate(moving, kernel, iterations=_JOIN_ITERATIONS)  # joins the pieces of one animal
         count, labels, stats, centroids = cv2.connectedComponentsWithStats(joined, connectivity=8)
         # Sizes count the moving pixels themselves, not the margin the dilation added around them.
@@ -288,7 +308,7 @@ class AfterHoursMotion:
                 continue  # a hand or a shadow of the person next to it
             s = geometry.scale
             blobs.append(_Blob(Box(x * s, y * s, w * s, h * s), (cx * s, cy * s), area * s * s, fraction))
-        return blobs
+        return blobs, bool(large)
 
     def _track(self, blobs: list[_Blob], frame: Frame, geometry: _Geometry) -> list[Finding]:
         config, state, now = self.config, self._state, frame.captured_at

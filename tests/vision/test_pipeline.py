@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, time
 
 from vision import synthetic
@@ -56,3 +57,8 @@ def test_the_lights_going_off_and_on_raise_nothing() -> None:
 
 def test_a_cleaner_walking_through_at_night_is_not_a_pest() -> None:
     assert run(synthetic.after_hours_person(), start=NIGHT) == []
+
+
+def test_staff_cleaning_a_lit_kitchen_after_closing_raise_no_pest() -> None:
+    staff = dataclasses.replace(synthetic.normal_activity(duration_s=120), fps=5.0)
+    assert [a.alert_type for a in run(staff, start=NIGHT)] == []
