@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, func, select
@@ -142,7 +144,9 @@ def database_is_empty(session: Session) -> bool:
     return True
 
 
-def seed_demo_data(session: Session, *, today: date | None = None) -> DemoSummary:
+def seed_demo_data(
+    session: Session, *, today: date | None = None, videos: Mapping[str, Path] | None = None
+) -> DemoSummary:
     """Write the demo district into an empty database (in the caller's transaction) and return what was made.
 
     Refuses a database that already holds data: demo merchants must never mix with real supervision records.
@@ -161,7 +165,7 @@ def seed_demo_data(session: Session, *, today: date | None = None) -> DemoSummar
     merchants = _add_merchants(session, rng, offices)
     summary.merchants = len(merchants)
     summary.certificates = _add_certificates(session, rng, merchants, today)
-    summary.cameras = _add_cameras(session, merchants)
+    summary.cameras = _add_cameras(session, merchants, videos or {})
     summary.accounts = _add_accounts(session, offices, merchants)
     session.flush()
     return summary
@@ -257,23 +261,33 @@ def _validity_end(today: date, planned_days_from_today: int | None, rng: random.
     return today + timedelta(days=rng.randint(61, years * 365 - 1))
 
 
-def _add_cameras(session: Session, merchants: list[Merchant]) -> int:
+def _add_cameras(session: Session, merchants: list[Merchant], videos: Mapping[str, Path]) -> int:
     cameras = []
     for index, merchant in enumerate(merchants):
         assert merchant.id is not None
-        for area in CAMERA_AREA_PAIRS[index % len(CAMERA_AREA_PAIRS)]:
+        for position, area in enumerate(CAMERA_AREA_PAIRS[index % len(CAMERA_AREA_PAIRS)]):
             cameras.append(
                 Camera(
                     merchant_id=merchant.id,
                     name=f"{CAMERA_AREA_LABELS[area]}区",
                     area=area.value,
-                    # Placeholders: nothing listens there, so the vision worker reports the demo cameras as
-                    # "no signal" until an operator points them at a real stream or file.
-                    stream_url=f"rtsp://127.0.0.1:8554/demo/m{index + 1:02d}/{area.value}",
+                    stream_url=_demo_stream(index, position, area.value, videos),
                 )
             )
     session.add_all(cameras)
     return len(cameras)
+
+
+# (merchant index, camera position) → the demo video with something to find; every other camera shows a kitchen.
+SPECIAL_DEMO_CAMERAS = {(0, 0): "covered", (1, 0): "turned"}
+
+
+def _demo_stream(index: int, position: int, area: str, videos: Mapping[str, Path]) -> str:
+    if not videos:
+        # Placeholders when no videos were written (tests that seed without a stack): nothing listens there.
+        return f"rtsp://127.0.0.1:8554/demo/m{index + 1:02d}/{area}"
+    name = SPECIAL_DEMO_CAMERAS.get((index, position), "kitchen")
+    return videos[name].as_uri()
 
 
 def _add_accounts(session: Session, offices: list[StreetOffice], merchants: list[Merchant]) -> list[DemoAccount]:

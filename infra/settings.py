@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "casework"
+    # The vision workers' queue (CameraWatchWorkflow and its watch_camera activity), and how many cameras one
+    # vision worker watches at most (one thread and one long activity each).
+    vision_task_queue: str = "vision"
+    vision_max_cameras: int = Field(default=64, ge=1)
     embedded_temporal_port: int = 7233
     embedded_temporal_ui_port: int = 8233
 

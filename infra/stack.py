@@ -2,8 +2,8 @@
 
 Starts what is not configured as an external service (PostgreSQL, Temporal, SeaweedFS), applies the
 migrations, creates the evidence bucket with Object Lock, seeds demo data into an empty database, then
-runs the casework worker and the web app. A crashed child stops the whole stack; SIGINT/SIGTERM stop
-every child within 10 s.
+runs the casework worker, one vision worker (the camera watches) and the web app. A crashed child stops the
+whole stack; SIGINT/SIGTERM stop every child within 10 s.
 """
 
 from __future__ import annotations
@@ -145,6 +145,8 @@ def _start_everything(stack: Stack, *, seed_demo: bool) -> None:
     stack.start(_worker_spec(settings, logs))
     if seeded:
         _raise_demo_alerts(stack)
+    # After the demo alerts: the camera watches raise alerts of their own (the demo cameras have no signal).
+    stack.start(_vision_worker_spec(settings, logs))
     stack.start(_web_spec(settings, logs))
 
 
@@ -180,7 +182,10 @@ def _prepare_data(stack: Stack, *, seed_demo: bool) -> bool:
             with session_scope(engine) as session:
                 if database_is_empty(session):
                     stack.print("seeding demo data (empty database) …")
-                    summary = seed_demo_data(session)
+                    from infra.demo_videos import write_demo_videos
+
+                    videos = write_demo_videos(stack.var_dir / "demo-videos")
+                    summary = seed_demo_data(session, videos=videos)
                     stack.print(format_accounts(summary))
                     return True
     finally:
@@ -198,6 +203,20 @@ def _worker_spec(settings: Settings, logs: Path) -> ComponentSpec:
         env={"SUNSHINE_WORKER_READY_FILE": str(logs / "casework-worker.ready")},
         ready_timeout=60,
         describe={"task queue": settings.temporal_task_queue},
+    )
+
+
+def _vision_worker_spec(settings: Settings, logs: Path) -> ComponentSpec:
+    ready_file = logs / "vision-worker.ready"
+    return ComponentSpec(
+        name="vision-worker",
+        argv=[sys.executable, "-m", "infra.vision_worker"],
+        log_path=logs / "vision-worker.log",
+        ready_check=ready_file.exists,
+        prepare=lambda: ready_file.unlink(missing_ok=True),
+        env={"SUNSHINE_VISION_WORKER_READY_FILE": str(ready_file)},
+        ready_timeout=60,
+        describe={"task queue": settings.vision_task_queue},
     )
 
 

@@ -14,12 +14,14 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.alert_case import AlertCaseWorkflow
+from workflows.camera_watch import CameraWatchWorkflow
 from workflows.enforcement_handoff import EnforcementHandoffWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 EXPECTED_PATHS = {
     "silence_then_deadline", "rectified_now_reviewed", "immediate_fix_too_late", "needs_time_met",
     "needs_time_missed", "dispute_accepted", "merged_alerts", "transfer_case", "transfer_handoff",
+    "camera_watch_stopped", "camera_watch_disabled", "camera_watch_continued",
 }
 
 
@@ -32,6 +34,6 @@ async def test_history_replays_against_current_code(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert json.loads(text)["events"], "empty history"
     history = WorkflowHistory.from_json(path.stem, text)
-    replayer = Replayer(workflows=[AlertCaseWorkflow, EnforcementHandoffWorkflow])
+    replayer = Replayer(workflows=[AlertCaseWorkflow, EnforcementHandoffWorkflow, CameraWatchWorkflow])
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
