@@ -8,6 +8,7 @@ is judged as night.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime, time
@@ -93,7 +94,7 @@ def _analyze(args: argparse.Namespace) -> int:
     detector, rules = _detector(args.model) if args.model else (None, None)
     config = PipelineConfig(business_hours=BusinessHours(opens, closes), camera_areas=areas)
     if rules is not None:
-        config = PipelineConfig(business_hours=config.business_hours, camera_areas=areas, rules=rules)
+        config = dataclasses.replace(config, rules=rules)
     source = open_source(args.video.resolve().as_uri(), sample_fps=args.fps,
                          config=SourceConfig(realtime=False, loop=False, start_at=start))
     pipeline = CameraPipeline(config, started_at=start, detector=detector, reference=reference)
