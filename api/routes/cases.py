@@ -33,6 +33,7 @@ from api.deps import (
     require_roles,
 )
 from api.updates import live_query, send_update
+from api.uploads import store_upload
 from domain.alerts.taxonomy import AlertType, alert_type_label
 from domain.cases.models import AlertCase
 from domain.cases.service import (
@@ -49,9 +50,8 @@ from domain.evidence.content import (
     ContentTypeMismatch,
     EvidenceTooLarge,
     UnsupportedContent,
-    normalise_content_type,
 )
-from domain.evidence.models import CollectionMethod, CustodyAction, Evidence
+from domain.evidence.models import CustodyAction, Evidence
 from domain.evidence.refs import EvidenceRef
 from domain.evidence.service import custody_log
 from domain.users.models import Role, User
@@ -462,21 +462,8 @@ async def upload_evidence(request: Request, user: CurrentUser, actor: CurrentAct
     """Store a photo or video (multipart part ``file``) as evidence; actions then refer to its id."""
     store: EvidenceStore = request.app.state.evidence_store
     upload = await _single_file_part(request, max_bytes=store.max_bytes)
-    declared = normalise_content_type(upload.content_type) if upload.content_type else None
-    if declared == "application/octet-stream":  # "I don't know": let the bytes decide
-        declared = None
     try:
-        ref = await run_in_threadpool(
-            lambda: store.put(
-                upload.file,
-                collection_method=CollectionMethod.upload,
-                actor=f"user:{user.username}",
-                actor_role=user.role,
-                unit=actor.unit,
-                declared_content_type=declared,
-                source_meta={"via": "api", "filename": (upload.filename or "")[:200]},
-            )
-        )
+        ref = await store_upload(store, upload, user=user, unit=actor.unit, via="api")
     except EvidenceTooLarge as error:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=error.message) from None
     except (UnsupportedContent, ContentTypeMismatch) as error:

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import urllib3.exceptions
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 from starlette.datastructures import FormData, UploadFile
@@ -28,6 +27,7 @@ from starlette.datastructures import FormData, UploadFile
 from api.deps import SessionDep, case_scope_for
 from api.routes.cases import MAX_NOTE_LENGTH, UPLOAD_FRAMING_BYTES
 from api.updates import send_update
+from api.uploads import store_upload
 from api.web.auth_pages import safe_next
 from api.web.context import CsrfChecked, PageContext, page_roles
 from api.web.i18n import N_
@@ -41,9 +41,8 @@ from domain.cases.models import AlertCase, EnforcementHandoff
 from domain.cases.service import CaseCursor, CaseFilters, CaseScope, find_case, get_case_detail, list_cases
 from domain.certificates.expiry import REMINDER_DAYS
 from domain.errors import ValidationFailed
-from domain.evidence.content import ContentTypeMismatch, EvidenceTooLarge, UnsupportedContent, normalise_content_type
-from domain.evidence.models import CollectionMethod, Evidence
-from domain.evidence.refs import EvidenceRef
+from domain.evidence.content import ContentTypeMismatch, EvidenceTooLarge, UnsupportedContent
+from domain.evidence.models import Evidence
 from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
 from domain.users.models import Role, User
 from infra.evidence_store import EvidenceStore, EvidenceStoreError
@@ -488,21 +487,8 @@ async def store_photo(context: PageContext, upload: UploadFile) -> dict[str, Any
     tr = context.tr
     user = context.user
     store: EvidenceStore = context.request.app.state.evidence_store
-    declared = normalise_content_type(upload.content_type) if upload.content_type else None
-    if declared == "application/octet-stream":  # "I don't know": let the bytes decide
-        declared = None
     try:
-        ref: EvidenceRef = await run_in_threadpool(
-            lambda: store.put(
-                upload.file,
-                collection_method=CollectionMethod.upload,
-                actor=f"user:{user.username}",
-                actor_role=user.role,
-                unit=context.actor.unit,
-                declared_content_type=declared,
-                source_meta={"via": "web", "filename": (upload.filename or "")[:200]},
-            )
-        )
+        ref = await store_upload(store, upload, user=user, unit=context.actor.unit, via="web")
     except EvidenceTooLarge:
         raise ActionRefused(
             status.HTTP_413_CONTENT_TOO_LARGE,
