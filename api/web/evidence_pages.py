@@ -15,7 +15,7 @@ from api.deps import SessionDep, case_scope_for
 from api.web.context import Page, PageForbidden
 from domain.audit.models import AuditAction
 from domain.audit.service import record_audit
-from domain.cases.service import evidence_ids_of, find_case, get_case_detail
+from domain.cases.service import case_refers_to, find_case
 from domain.users.models import Role
 from infra.evidence_store import EvidenceStore, EvidenceStoreError
 
@@ -37,7 +37,7 @@ async def view_evidence(
                             target=f"evidence:{evidence_id}")
     scope = case_scope_for(context.user)
     found = None if scope is None else find_case(session, case_id=case, scope=scope)
-    if found is None or evidence_id not in evidence_ids_of(get_case_detail(session, case_id=case)):
+    if found is None or not case_refers_to(session, case_id=case, evidence_id=evidence_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=context.tr.gettext("No such evidence in this case."))
     reason = f"case handling {case}"  # 事由: the case it was opened for
     store: EvidenceStore = context.request.app.state.evidence_store
