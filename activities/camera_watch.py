@@ -30,8 +30,13 @@ the earlier ``started_at``, hence the earlier event id: intake answers "already 
 
 Alerts that intake refuses (a bug) are logged and dropped; alerts that could not be stored (object store or
 database down) are retried a few times within the attempt; stored-but-undelivered alerts (``DeliveryPending``)
-are left to the pending-alert sweep. Not yet: detectors (no registered model is loaded; the pipeline runs health,
-tamper and after-hours motion) and the camera's stored reference frame (the tamper check enrols its own).
+are left to the pending-alert sweep.
+
+The detector is the registered model for the camera's area (``model_for_area``), loaded once per worker and shared
+by its cameras; a model that no longer loads leaves the camera watched without one (logged). The tamper check
+starts from the camera's stored reference frame; a camera without one enrols it from its first steady frames and
+the watch stores it as evidence on the camera row, so the next watch (after a failover, the next day) compares
+against the same view rather than enrolling whatever the camera shows by then.
 """
 
 from __future__ import annotations
@@ -44,25 +49,33 @@ import math
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session
+import cv2
+import numpy as np
+from sqlalchemy import CursorResult, Engine, update
+from sqlmodel import Session, col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from domain.alerts.intake_rules import MAX_BOXES, MAX_DETAIL_JSON_BYTES, UnknownCamera
 from domain.base import utcnow
+from domain.detectors.models import DetectorModel
+from domain.detectors.service import model_for_area
 from domain.errors import DomainError
+from domain.evidence.models import CollectionMethod
 from domain.merchants.models import Camera, Merchant
+from infra.evidence_store import EvidenceStore
 from infra.intake import AlertIntake, AlertSender, AlertSubmission, DeliveryPending, EvidenceUpload
+from vision.detectors.base import Detector, DetectorConfig, create_detector
 from vision.pipeline import CameraAlert, CameraPipeline, PipelineConfig
 from vision.sources import ConnectionEvent, ConnectionEventKind, SourceConfig, mask_url, open_source
-from vision.types import BusinessHours, Finding
+from vision.types import BusinessHours, Finding, Image
 
 log = logging.getLogger("sunshine.camera_watch")
 
@@ -84,6 +97,7 @@ IDLE_TICK_SECONDS = 1.0
 # Retries of an alert that could not be stored (object store or database unavailable), then it is dropped.
 SUBMIT_RETRY_DELAYS = (timedelta(seconds=5), timedelta(seconds=15), timedelta(seconds=60), timedelta(minutes=3))
 MAX_RETRYING_ALERTS = 50
+REFERENCE_RETRY = timedelta(minutes=5)  # after a failed attempt to store the enrolled reference frame
 WORKER_SHUTDOWN = "WorkerShutdown"  # ApplicationError.type: the attempt is retried on another worker
 CAMERA_LOOP_FAILED = "CameraLoopFailed"
 
@@ -137,6 +151,7 @@ class CameraSettings:
     area: str
     hours: tuple[tuple[str, str], ...]  # stored intervals: the camera's own, else the merchant's
     reference_frame_evidence_id: str | None = None
+    detector: DetectorChoice | None = None
 
     @property
     def business_hours(self) -> BusinessHours:
@@ -144,7 +159,26 @@ class CameraSettings:
 
     def watch_key(self) -> tuple[Any, ...]:
         """What the running pipeline was built from: a change restarts the activity."""
-        return (self.stream_url, self.area, self.hours, self.reference_frame_evidence_id)
+        return (self.stream_url, self.area, self.hours, self.reference_frame_evidence_id, self.detector)
+
+
+@dataclass(frozen=True)
+class DetectorChoice:
+    """The registered model a camera runs (``domain.detectors.service.model_for_area``)."""
+
+    model_id: int
+    name: str
+    version: str
+    runtime: str
+    path: str
+    sha256: str
+    class_map: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, model: DetectorModel) -> DetectorChoice:
+        assert model.id is not None
+        return cls(model_id=model.id, name=model.name, version=model.version, runtime=model.runtime,
+                   path=model.path, sha256=model.sha256, class_map=tuple(sorted(model.class_map.items())))
 
 
 def load_camera(engine: Engine, camera_id: int) -> CameraSettings | None:
@@ -155,6 +189,7 @@ def load_camera(engine: Engine, camera_id: int) -> CameraSettings | None:
         merchant = session.get(Merchant, camera.merchant_id)
         stored = camera.business_hours if camera.business_hours is not None else (
             merchant.business_hours if merchant is not None else [])
+        model = model_for_area(session, area=camera.area)
         return CameraSettings(
             camera_id=camera.id,
             merchant_id=camera.merchant_id,
@@ -165,6 +200,7 @@ def load_camera(engine: Engine, camera_id: int) -> CameraSettings | None:
             reference_frame_evidence_id=(
                 None if camera.reference_frame_evidence_id is None else str(camera.reference_frame_evidence_id)
             ),
+            detector=None if model is None else DetectorChoice.of(model),
         )
 
 
@@ -213,7 +249,49 @@ def _minute_of_day(text: str) -> int:
 
 
 def default_pipeline_config(camera: CameraSettings) -> PipelineConfig:
-    return PipelineConfig(business_hours=camera.business_hours, camera_areas=(camera.area,))
+    config = PipelineConfig(business_hours=camera.business_hours, camera_areas=(camera.area,))
+    if camera.detector is not None:
+        config = replace(config, rules=replace(config.rules, class_to_alert_type=dict(camera.detector.class_map)))
+    return config
+
+
+def load_detector(choice: DetectorChoice) -> Detector:
+    """The registered model, refused (``ModelRejected``) when the file is gone or no longer the registered one."""
+    return create_detector(DetectorConfig(model_path=choice.path, type=choice.runtime, sha256=choice.sha256,
+                                          name=choice.name, version=choice.version))
+
+
+def load_reference(store: EvidenceStore, evidence_id: str) -> Image:
+    """The camera's stored reference frame, its digests checked while it is read."""
+    ref = store.ref(uuid.UUID(evidence_id))
+    with store.open(ref) as reader:
+        data = reader.read()
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"the reference frame {evidence_id} ({ref.content_type}) is not an image")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def store_reference(engine: Engine, store: EvidenceStore, camera_id: int, reference: Image,
+                    captured_at: datetime | None) -> str | None:
+    """Keep an enrolled reference (as evidence) for the camera, so that a later watch, on this worker or another,
+    judges the view against it instead of enrolling whatever the camera shows then (a turned camera's new view).
+    Returns the stored frame's evidence id, or None when an operator set a reference meanwhile (it is kept, and
+    the watch restarts with it at its next look at the camera row)."""
+    ok, png = cv2.imencode(".png", reference)
+    if not ok:
+        raise ValueError("the reference frame could not be encoded")
+    ref = store.put(png.tobytes(), collection_method=CollectionMethod.platform_extraction, actor=VISION_SENDER.source,
+                    actor_role="system", captured_at=captured_at, declared_content_type="image/png",
+                    source_meta={"camera_id": camera_id, "kind": "tamper_reference"})
+    with Session(engine) as session:
+        result: CursorResult[Any] = session.connection().execute(
+            update(Camera)
+            .where(col(Camera.id) == camera_id, col(Camera.reference_frame_evidence_id).is_(None))
+            .values(reference_frame_evidence_id=ref.evidence_id)
+        )
+        session.commit()
+    return str(ref.evidence_id) if result.rowcount == 1 else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,9 +323,9 @@ def alert_submission(camera_id: int, alert: CameraAlert, *, started_at: datetime
     ][:MAX_BOXES]
     if boxes:
         meta["boxes"] = boxes
-    model = alert.model
-    if model and all(isinstance(model.get(key), str) and model.get(key) for key in ("name", "version", "sha256")):
-        meta["model"] = {key: model[key] for key in ("name", "version", "sha256")}
+    model = _model_meta(alert.model)
+    if model is not None:
+        meta["model"] = model
     clip = None if alert.clip is None else EvidenceUpload(alert.clip.data, alert.clip.content_type)
     return AlertSubmission(
         sender=VISION_SENDER,
@@ -255,6 +333,17 @@ def alert_submission(camera_id: int, alert: CameraAlert, *, started_at: datetime
         snapshot=EvidenceUpload(alert.snapshot_jpeg, "image/jpeg"),
         clip=clip,
     )
+
+
+def _model_meta(provenance: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The detector's provenance (``ModelInfo.provenance``: model_name, model_version, model_sha256) as intake's
+    ``meta.model`` (name, version, sha256)."""
+    if not provenance:
+        return None
+    meta = {key: provenance.get(f"model_{key}", provenance.get(key)) for key in ("name", "version", "sha256")}
+    if all(isinstance(value, str) and value for value in meta.values()):
+        return {key: str(value) for key, value in meta.items()}
+    return None
 
 
 def _detail(finding: Finding, started_at: datetime) -> dict[str, Any]:
@@ -457,9 +546,16 @@ class CameraWatchActivities:
         clock: Callable[[], datetime] = utcnow,
         source_config: SourceConfig | None = None,
         pipeline_config: Callable[[CameraSettings], PipelineConfig] = default_pipeline_config,
+        evidence_store: EvidenceStore | None = None,
+        detector_loader: Callable[[DetectorChoice], Detector] = load_detector,
     ) -> None:
         self._engine = engine
         self._intake = intake
+        self._evidence_store = evidence_store  # reference frames; None: each watch enrols its own, unsaved
+        self._detector_loader = detector_loader
+        # One loaded detector per model file for all the cameras of this worker (inference is thread-safe).
+        self._detectors: dict[tuple[str, str], Detector] = {}
+        self._detectors_lock = threading.Lock()
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         self._clock = clock
         self._source_config = source_config or SourceConfig()
@@ -483,7 +579,10 @@ class CameraWatchActivities:
         log.info("camera %s: watch starts on %s (attempt %d, %s)", camera.camera_id, self.identity, info.attempt,
                  mask_url(camera.stream_url))
         alerts: asyncio.Queue[CameraAlert] = asyncio.Queue()
-        pipeline = CameraPipeline(self._pipeline_config(camera), started_at=now)
+        detector = await asyncio.to_thread(self._detector_for, camera)
+        reference = await asyncio.to_thread(self._reference_for, camera)
+        pipeline = CameraPipeline(self._pipeline_config(camera), started_at=now, detector=detector,
+                                  reference=reference)
         watch = _CameraLoop(camera, sample_fps=request.sample_fps, source_config=self._source_config,
                             pipeline=pipeline, loop=asyncio.get_running_loop(), alerts=alerts)
         watch.start()
@@ -491,7 +590,7 @@ class CameraWatchActivities:
         heartbeats = asyncio.create_task(self._heartbeat_forever(watch, progress, every))
         outcome: WatchCameraOutcome | None = None
         try:
-            outcome = await self._watch(request, camera, watch, alerts, progress)
+            outcome = await self._watch(request, camera, watch, alerts, progress, pipeline)
         except asyncio.CancelledError:
             if activity.is_worker_shutdown():
                 raise _worker_shutting_down() from None
@@ -515,9 +614,11 @@ class CameraWatchActivities:
         watch: _CameraLoop,
         alerts: asyncio.Queue[CameraAlert],
         progress: _Progress,
+        pipeline: CameraPipeline,
     ) -> WatchCameraOutcome:
         refresh = timedelta(seconds=max(0.2, request.refresh_seconds))
         next_refresh = self._clock() + refresh
+        next_reference_try = self._clock()
         while True:
             if activity.is_worker_shutdown():
                 raise _worker_shutting_down()
@@ -538,6 +639,10 @@ class CameraWatchActivities:
                 if fresh.watch_key() != camera.watch_key():
                     return WatchCameraOutcome.camera_changed
                 next_refresh = now + refresh
+            if (camera.reference_frame_evidence_id is None and self._evidence_store is not None
+                    and pipeline.tamper.reference is not None and now >= next_reference_try):
+                camera = await self._keep_reference(camera, pipeline)
+                next_reference_try = now + REFERENCE_RETRY
             await self._retry_due(camera, progress, now)
             wait = min((request.until - now).total_seconds(), (next_refresh - now).total_seconds(), 1.0)
             try:
@@ -545,6 +650,50 @@ class CameraWatchActivities:
             except TimeoutError:
                 continue
             await self._submit_or_retry(camera, alert, progress)
+
+    def _detector_for(self, camera: CameraSettings) -> Detector | None:
+        choice = camera.detector
+        if choice is None:
+            return None
+        with self._detectors_lock:
+            detector = self._detectors.get((choice.path, choice.sha256))
+            if detector is None:
+                try:
+                    detector = self._detector_loader(choice)
+                except Exception as error:  # the camera's health and tamper checks still matter
+                    log.error("camera %s: model %s %s does not load (%s); watching without a detector",
+                              camera.camera_id, choice.name, choice.version, error)
+                    return None
+                self._detectors[(choice.path, choice.sha256)] = detector
+            return detector
+
+    def _reference_for(self, camera: CameraSettings) -> Image | None:
+        if camera.reference_frame_evidence_id is None or self._evidence_store is None:
+            return None
+        try:
+            return load_reference(self._evidence_store, camera.reference_frame_evidence_id)
+        except Exception as error:
+            log.error("camera %s: reference frame %s unusable (%s); enrolling a new one", camera.camera_id,
+                      camera.reference_frame_evidence_id, error)
+            return None
+
+    async def _keep_reference(self, camera: CameraSettings, pipeline: CameraPipeline) -> CameraSettings:
+        """Store the reference the tamper check enrolled; the watch goes on with it (no restart)."""
+        assert self._evidence_store is not None
+        reference, captured_at = pipeline.tamper.reference, pipeline.tamper.reference_captured_at
+        if reference is None:
+            return camera
+        try:
+            evidence_id = await asyncio.to_thread(store_reference, self._engine, self._evidence_store,
+                                                  camera.camera_id, reference, captured_at)
+        except Exception as error:
+            log.warning("camera %s: the enrolled reference frame was not stored (%s: %s); retrying later",
+                        camera.camera_id, type(error).__name__, error)
+            return camera
+        if evidence_id is None:
+            return camera
+        log.info("camera %s: reference frame enrolled and stored as evidence %s", camera.camera_id, evidence_id)
+        return replace(camera, reference_frame_evidence_id=evidence_id)
 
     async def _heartbeat_forever(self, watch: _CameraLoop, progress: _Progress, every: float) -> None:
         # The SDK sends the first heartbeat at once and later ones at most every 0.8 × heartbeat timeout: let the

@@ -145,7 +145,8 @@ def database_is_empty(session: Session) -> bool:
 
 
 def seed_demo_data(
-    session: Session, *, today: date | None = None, videos: Mapping[str, Path] | None = None
+    session: Session, *, today: date | None = None, videos: Mapping[str, Path] | None = None,
+    now: datetime | None = None,
 ) -> DemoSummary:
     """Write the demo district into an empty database (in the caller's transaction) and return what was made.
 
@@ -153,7 +154,8 @@ def seed_demo_data(
     """
     if not database_is_empty(session):
         raise Conflict("the database already has data; demo data is only seeded into an empty database")
-    today = today or datetime.now(BEIJING).date()
+    now = now or datetime.now(BEIJING)
+    today = today or now.astimezone(BEIJING).date()
     rng = random.Random(_DEMO_RANDOM_SEED)  # noqa: S311 - fixed demo content, not a secret
     summary = DemoSummary()
 
@@ -165,7 +167,7 @@ def seed_demo_data(
     merchants = _add_merchants(session, rng, offices)
     summary.merchants = len(merchants)
     summary.certificates = _add_certificates(session, rng, merchants, today)
-    summary.cameras = _add_cameras(session, merchants, videos or {})
+    summary.cameras = _add_cameras(session, merchants, videos or {}, now=now)
     summary.accounts = _add_accounts(session, offices, merchants)
     session.flush()
     return summary
@@ -261,17 +263,19 @@ def _validity_end(today: date, planned_days_from_today: int | None, rng: random.
     return today + timedelta(days=rng.randint(61, years * 365 - 1))
 
 
-def _add_cameras(session: Session, merchants: list[Merchant], videos: Mapping[str, Path]) -> int:
+def _add_cameras(session: Session, merchants: list[Merchant], videos: Mapping[str, Path], *, now: datetime) -> int:
     cameras = []
     for index, merchant in enumerate(merchants):
         assert merchant.id is not None
         for position, area in enumerate(CAMERA_AREA_PAIRS[index % len(CAMERA_AREA_PAIRS)]):
+            night = (index, position) == NIGHT_DEMO_CAMERA
             cameras.append(
                 Camera(
                     merchant_id=merchant.id,
-                    name=f"{CAMERA_AREA_LABELS[area]}区",
+                    name=f"{CAMERA_AREA_LABELS[area]}区" + ("(夜间)" if night else ""),
                     area=area.value,
                     stream_url=_demo_stream(index, position, area.value, videos),
+                    business_hours=night_demo_hours(now) if night else None,
                 )
             )
     session.add_all(cameras)
@@ -279,7 +283,18 @@ def _add_cameras(session: Session, merchants: list[Merchant], videos: Mapping[st
 
 
 # (merchant index, camera position) → the demo video with something to find; every other camera shows a kitchen.
-SPECIAL_DEMO_CAMERAS = {(0, 0): "covered", (1, 0): "turned"}
+NIGHT_DEMO_CAMERA = (3, 1)  # a storeroom camera: the after-hours motion check needs the room closed
+SPECIAL_DEMO_CAMERAS = {(0, 0): "covered", (1, 0): "turned", NIGHT_DEMO_CAMERA: "night"}
+NIGHT_DEMO_CLOSED_HOURS = 20
+
+
+def night_demo_hours(now: datetime) -> list[list[str]]:
+    """The demo storeroom is opened for one delivery hour a day, ``NIGHT_DEMO_CLOSED_HOURS`` after the demo data
+    was made: whenever `make run` starts, its after-hours watch is on for the hours that follow, so the rat in its
+    night video reaches the queue as a pest alert within minutes."""
+    opens = (now.astimezone(BEIJING) + timedelta(hours=NIGHT_DEMO_CLOSED_HOURS)).replace(second=0, microsecond=0)
+    closes = opens + timedelta(hours=1)
+    return [[opens.strftime("%H:%M"), closes.strftime("%H:%M")]]
 
 
 def _demo_stream(index: int, position: int, area: str, videos: Mapping[str, Path]) -> str:

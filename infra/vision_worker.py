@@ -176,13 +176,14 @@ def build_vision_worker(
     async def this_client() -> Client:
         return client
 
+    evidence_store = EvidenceStore.from_settings(settings, engine)
     intake = AlertIntake(
         engine=engine,
-        evidence_store=EvidenceStore.from_settings(settings, engine),
+        evidence_store=evidence_store,
         temporal_client_factory=this_client,
         task_queue=settings.temporal_task_queue,  # the case workflows' queue
     )
-    watches = CameraWatchActivities(engine, intake, identity=identity,
+    watches = CameraWatchActivities(engine, intake, identity=identity, evidence_store=evidence_store,
                                     pipeline_config=pipeline_config or default_pipeline_config)
     return Worker(
         client,

@@ -16,10 +16,10 @@ import numpy as np
 
 from vision.clips import Clip, ClipConfig, ClipRecorder, encode_jpeg
 from vision.detectors.base import Detector
-from vision.health import HealthConfig, StreamHealth
+from vision.health import HealthConfig, StreamHealth, StreamState
 from vision.motion import AfterHoursMotion, MotionConfig
 from vision.rules import DetectionRules, RulesConfig
-from vision.tamper import TamperConfig, TamperMonitor
+from vision.tamper import CAMERA_COVERED, TamperConfig, TamperMonitor
 from vision.types import BusinessHours, Finding, Frame, Image
 
 # Alerts whose moment matters get a clip; a camera fault is shown by its snapshot and its measurements.
@@ -91,8 +91,9 @@ class CameraPipeline:
         self._last_frame = frame
         ready: list[CameraAlert] = []
         findings: list[tuple[Finding, Frame, Mapping[str, Any] | None]] = []
-        findings += [(f, frame, None) for f in self.health.on_frame(frame).findings]
-        findings += [(f, frame, None) for f in self.tamper.observe(frame)]
+        tamper_findings = self.tamper.observe(frame)
+        findings += [(f, frame, None) for f in self._health_findings(frame)]
+        findings += [(f, frame, None) for f in tamper_findings]
         findings += [(f, frame, None) for f in self.motion.observe(frame)]
         if self.rules is not None and self.detector is not None and self._detection_due(frame.captured_at):
             self._last_detection_at = frame.captured_at
@@ -108,6 +109,14 @@ class CameraPipeline:
                 ready.append(CameraAlert(finding, jpeg, None, model))
         ready += self._with_clips(self.clips.add(frame))
         return ready
+
+    def _health_findings(self, frame: Frame) -> tuple[Finding, ...]:
+        """A covered lens also looks frozen (the same dark picture for minutes): it is one fault, reported once,
+        as the more telling ``camera_covered`` with its measurements."""
+        findings = self.health.on_frame(frame).findings
+        if CAMERA_COVERED in self.tamper.active | self.tamper.pending:
+            return tuple(f for f in findings if f.metrics.get("state") != StreamState.FROZEN.value)
+        return findings
 
     def tick(self, now: datetime) -> list[CameraAlert]:
         """Time passes without frames (the stream is down): health may conclude something."""

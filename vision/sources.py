@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import re
 import time
@@ -41,6 +42,11 @@ import numpy as np
 from vision.types import Frame, Image
 
 logger = logging.getLogger(__name__)
+
+# OpenCV and its FFmpeg backend print a line for every failed attempt of every unreachable camera, bypassing the
+# logging configuration; the sources report connection failures themselves, with the URL masked.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when the backend first opens a stream
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
 HTTP_SCHEMES = frozenset({"http", "https"})

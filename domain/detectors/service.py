@@ -141,3 +141,14 @@ def find_model(session: Session, *, name: str, version: str | None = None) -> De
     if version:
         statement = statement.where(col(DetectorModel.version) == version)
     return session.exec(statement.order_by(col(DetectorModel.registered_at).desc())).first()
+
+
+def model_for_area(session: Session, *, area: str) -> DetectorModel | None:
+    """The detector a camera in ``area`` runs: the most recently registered enabled model whose areas include it
+    (a model without areas covers every area). One model per camera: the detector is the costly part."""
+    statement = select(DetectorModel).where(col(DetectorModel.enabled).is_(True))
+    for model in session.exec(statement.order_by(col(DetectorModel.registered_at).desc(),
+                                                 col(DetectorModel.id).desc())):
+        if model.areas is None or area in model.areas:
+            return model
+    return None

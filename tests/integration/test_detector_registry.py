@@ -9,6 +9,7 @@ from domain.detectors.service import (
     InspectedModel,
     check_class_map,
     list_models,
+    model_for_area,
     parse_areas,
     parse_class_map,
     register_model,
@@ -57,3 +58,20 @@ def test_registering_is_idempotent_and_a_changed_file_needs_a_new_version(db_ses
                    class_map={"no_hat": "no_hat"}, areas=["special_room"], registered_by="admin")
     db_session.commit()
     assert [(m.version, m.areas) for m in list_models(db_session)] == [("1", None), ("2", ["special_room"])]
+
+
+def test_a_camera_runs_the_newest_enabled_model_that_covers_its_area(db_session: Session) -> None:
+    assert model_for_area(db_session, area="cooking") is None
+    everywhere = register_model(db_session, name="kitchen", version="1", inspected=INSPECTED, path="/m/a.onnx",
+                                class_map={"no_hat": "no_hat"}, areas=None, registered_by="admin")
+    special = register_model(db_session, name="special-rooms", version="1",
+                             inspected=InspectedModel(**{**INSPECTED.__dict__, "sha256": "c" * 64}),
+                             path="/m/c.onnx", class_map={"no_hat": "no_mask"}, areas=["special_room"],
+                             registered_by="admin")
+    db_session.flush()
+    assert model_for_area(db_session, area="special_room") == special
+    assert model_for_area(db_session, area="cooking") == everywhere
+    special.enabled = False
+    db_session.add(special)
+    db_session.flush()
+    assert model_for_area(db_session, area="special_room") == everywhere

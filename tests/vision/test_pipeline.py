@@ -62,3 +62,15 @@ def test_a_cleaner_walking_through_at_night_is_not_a_pest() -> None:
 def test_staff_cleaning_a_lit_kitchen_after_closing_raise_no_pest() -> None:
     staff = dataclasses.replace(synthetic.normal_activity(duration_s=120), fps=5.0)
     assert [a.alert_type for a in run(staff, start=NIGHT)] == []
+
+
+def test_a_lens_covered_for_minutes_without_sensor_noise_is_one_fault_not_also_a_frozen_stream() -> None:
+    # Without noise the covered picture is bit-identical frame after frame: health alone would call it frozen.
+    scenario = dataclasses.replace(synthetic.covered(start_s=30, duration_s=300), noise_sigma=0.0)
+    alerts = run(scenario)
+    assert [a.alert_type for a in alerts] == ["camera_covered"]
+
+
+def test_a_frozen_stream_still_raises_camera_offline() -> None:
+    alerts = run(dataclasses.replace(synthetic.frozen(start_s=30, duration_s=200), noise_sigma=0.0))
+    assert [(a.alert_type, a.finding.metrics.get("state")) for a in alerts] == [("camera_offline", "frozen")]

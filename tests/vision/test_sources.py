@@ -431,3 +431,14 @@ def test_a_stream_that_goes_silent_is_reported_stalled_after_the_read_timeout(ca
     assert time.monotonic() - started < 4
     assert [e.kind for e in events] == [Kind.CONNECTED, Kind.STALLED, Kind.RECONNECTING]
     source.close()
+
+
+def test_opencv_and_ffmpeg_stay_quiet_about_unreachable_streams() -> None:
+    import subprocess
+    import sys
+
+    script = ("import cv2, vision.sources\n"
+              "for url in ('rtsp://admin:s3cret-pw@127.0.0.1:1/live', 'http://admin:s3cret-pw@127.0.0.1:1/v.mjpg'):\n"
+              "    assert not cv2.VideoCapture(url).isOpened()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, check=True)
+    assert done.stdout + done.stderr == b"", "the sources report failures through logging, URLs masked"

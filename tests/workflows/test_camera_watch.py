@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -48,6 +49,7 @@ from activities.camera_watch import (
 )
 from domain.alerts.intake_rules import EVENT_ID_PATTERN, parse_alert_meta
 from domain.cases.models import Alert
+from domain.detectors.service import InspectedModel, register_model
 from domain.merchants.models import Camera, Merchant, StreetOffice
 from infra.evidence_store import EvidenceStore
 from infra.settings import Settings
@@ -55,8 +57,10 @@ from infra.vision_worker import build_vision_worker, sync_camera_watches
 from infra.worker import casework_registrations
 from tests.fixtures.database import truncate_all
 from tests.fixtures.s3 import SeaweedInstance
+from tests.vision.models import planted_onnx
 from tests.workflows.conftest import export_history
 from vision import synthetic
+from vision.detectors.inspect import inspect_model
 from vision.pipeline import CameraAlert, PipelineConfig
 from vision.tamper import TamperConfig
 from vision.types import BusinessHours, Finding
@@ -504,3 +508,66 @@ async def test_a_covered_camera_in_business_hours_raises_an_alert_into_a_case(
         assert datetime.fromisoformat(details["raised"]["camera_covered"]) == datetime.fromisoformat(
             alert.detail["started_at"])
         await temporal.get_workflow_handle(alert.case_id).terminate("end of test")
+
+    # Before the cover came, the watch enrolled the view and kept it on the camera for the next watch.
+    with Session(db_engine) as session:
+        camera = session.get(Camera, camera_id)
+        assert camera is not None and camera.reference_frame_evidence_id is not None
+        reference = evidence_store.ref(camera.reference_frame_evidence_id)
+    assert reference.content_type == "image/png"
+    with evidence_store.open(reference) as reader:
+        picture = cv2.imdecode(np.frombuffer(reader.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert picture is not None and picture.shape == (180, 320)  # the grey working view of the 320×180 stream
+    assert float(picture.mean()) > 40, "enrolled from the open view, not from the covered lens"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A registered detector on a camera
+
+
+@pytest.mark.slow
+async def test_a_camera_runs_the_registered_model_for_its_area_and_alerts_carry_the_model(
+    temporal: Client, temporal_dev_server: str, database_url: str, db_engine: Engine, vision_queue: str,
+    seaweedfs: SeaweedInstance, evidence_store: EvidenceStore, tmp_path: Path, clean: None,
+) -> None:
+    # A person at the counter without a hat, on every frame: (1, K, 6) rows in the 640×640 letterboxed input of
+    # the 320×180 stream (scale 2, 140 px of padding above and below).
+    planted = np.array([[[200, 200, 300, 480, 0.92, 0], [225, 200, 275, 250, 0.88, 1]]], dtype=np.float32)
+    model_file = planted_onnx(tmp_path / "hats.onnx", planted, names=("person", "no_hat"))
+    info = inspect_model(model_file, type="onnx")
+    with Session(db_engine) as session:
+        register_model(
+            session, name="hats", version="1", path=str(model_file), class_map={"no_hat": "no_hat"}, areas=None,
+            registered_by="test", inspected=InspectedModel(
+                runtime="onnx", sha256=info.sha256, layout=info.layout.value, input_width=info.input_width,
+                input_height=info.input_height, classes=info.class_names, licence=info.licence))
+        session.commit()
+    scenario = dataclasses.replace(synthetic.normal_activity(duration_s=30.0, workers=1), fps=5.0)
+    [camera_id] = seed_cameras(db_engine, [write_video(tmp_path / "kitchen.avi", scenario)])
+    casework_queue = f"casework-{vision_queue}"
+    settings = test_settings(
+        database_url, temporal_dev_server, casework_queue=casework_queue, var_dir=tmp_path / "var",
+        s3_endpoint=seaweedfs.endpoint, s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,
+        evidence_bucket=evidence_store.bucket, evidence_retention_days=1,
+    )
+    workflows, activities = casework_registrations(temporal, lambda: Session(db_engine))
+    casework = Worker(temporal, task_queue=casework_queue, workflows=workflows, activities=activities,
+                      activity_executor=ThreadPoolExecutor(max_workers=4), max_concurrent_activities=4)
+    vision = build_vision_worker(temporal, settings, engine=db_engine, task_queue=vision_queue,
+                                 identity="vision-test-detector")
+    async with casework, vision:
+        await sync_camera_watches(temporal, db_engine, task_queue=vision_queue, options=FAST)
+
+        async def delivered() -> Alert | None:
+            with Session(db_engine) as session:
+                alert = session.exec(select(Alert).where(Alert.camera_id == camera_id,
+                                                         Alert.alert_type == "no_hat")).first()
+            return alert if alert is not None and alert.delivered_at is not None else None
+
+        alert = await eventually(delivered, "a delivered no_hat alert", 60)
+        assert alert.model == {"name": "hats", "version": "1", "sha256": info.sha256}
+        assert alert.boxes and alert.clip_evidence_id is not None and alert.snapshot_evidence_id is not None
+        assert alert.detail["metrics"], "the scores and thresholds that fired are the alert's reason"
+        assert alert.case_id is not None
+        await temporal.get_workflow_handle(alert.case_id).terminate("end of test")
+
