@@ -1,6 +1,6 @@
 """Every table, imported in one place so that metadata (and Alembic) sees them all."""
 
-from domain.audit.models import AuditEvent
+from domain.audit.models import AuditEvent, WorkflowHistoryExport
 from domain.calendar.models import OfficialCalendarYear
 from domain.cases.models import Alert, AlertCase, CaseEvent, EnforcementHandoff
 from domain.detectors.models import DetectorModel
@@ -8,6 +8,7 @@ from domain.devices.models import Device
 from domain.evidence.models import CustodyEvent, Evidence
 from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
 from domain.notifications.models import Notification, OutboxMessage
+from domain.transparency.models import TransparencyCheckpoint, TransparencyLeaf, TransparencyNode
 from domain.users.lockout import LoginLockout
 from domain.users.models import User
 from domain.users.saved_filters import SavedFilter
@@ -32,6 +33,10 @@ __all__ = [
     "OutboxMessage",
     "SavedFilter",
     "StreetOffice",
+    "TransparencyCheckpoint",
+    "TransparencyLeaf",
+    "TransparencyNode",
     "User",
     "WebSession",
+    "WorkflowHistoryExport",
 ]

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     evidence_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     evidence_presign_seconds: int = Field(default=300, ge=10, le=3600)
 
+    # The evidence transparency log: its origin line (a schema-less URL naming this log), the Ed25519 signer key
+    # of its checkpoints (a C2SP note signer key file, created by `sunshine up` on first start; default
+    # var/keys/transparency.key), how often a grown tree gets a checkpoint, and an RFC 3161 time-stamp
+    # authority that stamps each checkpoint when set.
+    transparency_origin: str = "sunshine.local/evidence-log"
+    transparency_key_file: Path | None = None
+    checkpoint_every_minutes: int = Field(default=5, ge=1, le=24 * 60)
+    tsa_url: AnyHttpUrl | None = None
+
     # People's sign-in (等保 level 3 application controls).
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=7 * 24)
@@ -121,6 +130,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return normalise_database_url(str(self.database_url))
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.embedded_pg_port}/sunshine"
+
+    @property
+    def effective_transparency_key_file(self) -> Path:
+        return self.transparency_key_file or self.var_dir / "keys" / "transparency.key"
 
     @property
     def effective_temporal_address(self) -> str:

@@ -64,3 +64,30 @@ class AuditEvent(SQLModel, table=True):
     target: str = Field(default="", max_length=200)  # what was touched: "case:…", "evidence:…", a path
     reason: str = Field(default="", max_length=500)  # 事由
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+
+
+class WorkflowHistoryExport(SQLModel, table=True):
+    """A closed workflow's Temporal history, exported to the locked bucket for auditors (it outlives Temporal's
+    retention): where it lies, the head of its per-event SHA-256 chain, and the code that ran it."""
+
+    __tablename__ = "workflow_history_export"
+
+    workflow_id: str = Field(primary_key=True, max_length=200)  # an AlertCaseWorkflow's id is its case id
+    run_id: str = Field(max_length=64)
+    workflow_type: str = Field(max_length=100)
+    case_id: str | None = Field(default=None, max_length=200, index=True)
+    closed_at: datetime | None = timestamp_field(nullable=True)
+    exported_at: datetime = timestamp_field(default_now=True)
+    bucket: str = Field(max_length=63)
+    history_key: str = Field(max_length=300)  # the history JSON
+    history_version_id: str | None = Field(default=None, max_length=200)
+    manifest_key: str = Field(max_length=300)  # the signed manifest (a C2SP signed note)
+    manifest_version_id: str | None = Field(default=None, max_length=200)
+    event_count: int
+    chain_head: str = Field(max_length=64)  # hex SHA-256 of the last event's chain link
+    history_sha256: str = Field(max_length=64)
+    build_ids: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    code_version: str = Field(default="", max_length=100)
+    # The latest check of the stored copy (chain, signature, replay): what the auditor's case page shows.
+    verified_at: datetime | None = timestamp_field(nullable=True)
+    verification: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))

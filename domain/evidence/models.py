@@ -69,3 +69,6 @@ class CustodyEvent(SQLModel, table=True):
     unit: str | None = Field(default=None, max_length=100)  # 单位
     reason: str | None = Field(default=None, max_length=500)  # 事由
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The hash chain (domain.evidence.custody_chain): the previous row's hash and this row's.
+    prev_hash: str | None = Field(default=None, max_length=64)
+    row_hash: str | None = Field(default=None, max_length=64, unique=True)

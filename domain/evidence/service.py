@@ -16,7 +16,9 @@ from sqlmodel import Session, col, select
 
 from domain.base import utcnow
 from domain.errors import NotFound, ValidationFailed
+from domain.evidence.custody_chain import append_custody
 from domain.evidence.models import CollectionMethod, CustodyAction, CustodyEvent, Evidence
+from domain.transparency.log import append_leaf
 
 # Using evidence needs a stated 事由; collecting and verifying it are the platform's own acts.
 REASON_REQUIRED_ACTIONS = frozenset(
@@ -110,7 +112,9 @@ def record_collected(
     )
     session.add(evidence)
     session.flush()
-    session.add(
+    append_leaf(session, evidence)
+    append_custody(
+        session,
         CustodyEvent(
             evidence_id=evidence_id,
             action=CustodyAction.collected.value,
@@ -119,9 +123,8 @@ def record_collected(
             actor_role=actor_role,
             unit=unit,
             detail=_collection_detail(method, captured_at, source),
-        )
+        ),
     )
-    session.flush()
     return evidence
 
 
@@ -164,9 +167,7 @@ def record_repeat_collection(
         unit=unit,
         detail={**detail, "repeat_submission": True},
     )
-    session.add(event)
-    session.flush()
-    return event
+    return append_custody(session, event)
 
 
 def record_custody(
@@ -202,9 +203,7 @@ def record_custody(
         reason=reason,
         detail=detail or {},
     )
-    session.add(event)
-    session.flush()
-    return event
+    return append_custody(session, event)
 
 
 def custody_log(session: Session, evidence_id: uuid.UUID) -> list[CustodyEvent]:
