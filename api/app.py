@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import health
-from api.routes import alerts, auth, cases, directory, handoffs, inbox
+from api.routes import alerts, auth, cases, directory, handoffs, inbox, transparency
 from api.web import install_pages
 from infra.clients import connect_temporal, make_minio_client
 from infra.db import make_engine
 from infra.evidence_store import EvidenceStore
 from infra.intake import AlertIntake
 from infra.settings import Settings, get_settings
+from infra.transparency_key import ensure_signer_key, load_signer
 
 
 def temporal_connector(settings: Settings) -> Callable[[], Awaitable[Client]]:
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.minio = make_minio_client(settings)
         app.state.temporal = temporal_connector(settings)
         app.state.evidence_store = EvidenceStore.from_settings(settings, app.state.engine)
+        ensure_signer_key(settings)  # `sunshine up` made it already; a standalone API makes its own
+        app.state.signer = load_signer(settings)
         # One intake per process: its per-(camera, type) locks must be shared by every request.
         app.state.alert_intake = AlertIntake(
             engine=app.state.engine,
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sunshine 阳光食品工程智慧监管平台", version="0.1.0", lifespan=lifespan)
     app.include_router(health.router)
-    for area in (auth, alerts, cases, directory, inbox, handoffs):
+    for area in (auth, alerts, cases, directory, inbox, handoffs, transparency):
         app.include_router(area.router, prefix="/api/v1")
     install_pages(app, settings)
     return app

@@ -8,7 +8,12 @@ from domain.devices.models import Device
 from domain.evidence.models import CustodyEvent, Evidence
 from domain.merchants.models import Camera, Certificate, Merchant, StreetOffice
 from domain.notifications.models import Notification, OutboxMessage
-from domain.transparency.models import TransparencyCheckpoint, TransparencyLeaf, TransparencyNode
+from domain.transparency.models import (
+    CheckpointTimestamp,
+    TransparencyCheckpoint,
+    TransparencyLeaf,
+    TransparencyNode,
+)
 from domain.users.lockout import LoginLockout
 from domain.users.models import User
 from domain.users.saved_filters import SavedFilter
@@ -20,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "Camera",
     "CaseEvent",
+    "CheckpointTimestamp",
     "Certificate",
     "CustodyEvent",
     "DetectorModel",

@@ -173,6 +173,13 @@ def _prepare_data(stack: Stack, *, seed_demo: bool) -> bool:
     settings = stack.settings
     stack.print("applying database migrations …")
     migrate.upgrade(settings.effective_database_url)
+    from infra.transparency_key import ensure_signer_key
+
+    key_existed = settings.effective_transparency_key_file.exists()
+    key_file = ensure_signer_key(settings)
+    if not key_existed:
+        stack.print(f"created the transparency log's signer key in {key_file}: keep it safe, and publish its "
+                    "verifier key (GET /api/v1/transparency/key)")
     engine = make_engine(settings.effective_database_url)
     try:
         EvidenceStore.from_settings(settings, engine).ensure_bucket()

@@ -35,7 +35,7 @@ class TransparencyNode(SQLModel, table=True):
 
 
 class TransparencyCheckpoint(SQLModel, table=True):
-    """A signed note of the log's size and root (C2SP tlog-checkpoint), with its RFC 3161 token when stamped."""
+    """A signed note of the log's size and root (C2SP tlog-checkpoint)."""
 
     __tablename__ = "transparency_checkpoint"
 
@@ -44,6 +44,17 @@ class TransparencyCheckpoint(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     note: str
     issued_at: datetime = timestamp_field(default_now=True)
-    tsa_url: str | None = Field(default=None, max_length=500)
-    tsa_token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    tsa_gen_time: datetime | None = timestamp_field(nullable=True)
+
+
+class CheckpointTimestamp(SQLModel, table=True):
+    """An RFC 3161 time-stamp token over a checkpoint's signed note, from the configured authority. Stamped after
+    the checkpoint's transaction (a remote call must not hold the log's lock), hence a row of its own."""
+
+    __tablename__ = "checkpoint_timestamp"
+
+    id: int | None = Field(default=None, primary_key=True)
+    checkpoint_id: int = Field(foreign_key="transparency_checkpoint.id", index=True)
+    tsa_url: str = Field(max_length=500)
+    token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    gen_time: datetime = timestamp_field()
+    serial_number: str = Field(max_length=100)

@@ -20,7 +20,7 @@ down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-APPEND_ONLY_TABLES = ("transparency_leaf", "transparency_node", "transparency_checkpoint")
+APPEND_ONLY_TABLES = ("transparency_leaf", "transparency_node", "transparency_checkpoint", "checkpoint_timestamp")
 GENESIS_HASH = "0" * 64
 
 
@@ -47,12 +47,21 @@ def upgrade() -> None:
     sa.Column('root_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('note', sa.String(), nullable=False),
     sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('tsa_url', sa.String(length=500), nullable=True),
-    sa.Column('tsa_token', sa.LargeBinary(), nullable=True),
-    sa.Column('tsa_gen_time', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index(op.f('ix_transparency_checkpoint_tree_size'), 'transparency_checkpoint', ['tree_size'],
+                    unique=False)
+    op.create_table('checkpoint_timestamp',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('checkpoint_id', sa.Integer(), nullable=False),
+    sa.Column('tsa_url', sa.String(length=500), nullable=False),
+    sa.Column('token', sa.LargeBinary(), nullable=False),
+    sa.Column('gen_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('serial_number', sa.String(length=100), nullable=False),
+    sa.ForeignKeyConstraint(['checkpoint_id'], ['transparency_checkpoint.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_checkpoint_timestamp_checkpoint_id'), 'checkpoint_timestamp', ['checkpoint_id'],
                     unique=False)
     for table in APPEND_ONLY_TABLES:
         op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
@@ -125,6 +134,8 @@ def downgrade() -> None:
     op.drop_table('workflow_history_export')
     for table in APPEND_ONLY_TABLES:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+    op.drop_index(op.f('ix_checkpoint_timestamp_checkpoint_id'), table_name='checkpoint_timestamp')
+    op.drop_table('checkpoint_timestamp')
     op.drop_index(op.f('ix_transparency_checkpoint_tree_size'), table_name='transparency_checkpoint')
     op.drop_table('transparency_checkpoint')
     op.drop_table('transparency_node')
