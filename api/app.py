@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import health
-from api.routes import alerts, auth, cases, directory, handoffs, inbox, transparency
+from api.routes import alerts, auth, bundles, cases, directory, handoffs, inbox, transparency
 from api.web import install_pages
 from infra.clients import connect_temporal, make_minio_client
 from infra.db import make_engine
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sunshine 阳光食品工程智慧监管平台", version="0.1.0", lifespan=lifespan)
     app.include_router(health.router)
-    for area in (auth, alerts, cases, directory, inbox, handoffs, transparency):
+    for area in (auth, alerts, cases, directory, inbox, handoffs, transparency, bundles):
         app.include_router(area.router, prefix="/api/v1")
     install_pages(app, settings)
     return app

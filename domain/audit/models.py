@@ -26,6 +26,7 @@ class AuditAction(StrEnum):
     permission_denied = "permission_denied"
     csrf_refused = "csrf_refused"
     evidence_viewed = "evidence_viewed"
+    evidence_exported = "evidence_exported"
     case_action = "case_action"
     handoff_action = "handoff_action"
     user_created = "user_created"

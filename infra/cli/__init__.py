@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "infra.cli.calendar_cmd",
     "infra.cli.model_cmd",
     "infra.cli.vision_cmd",
+    "infra.cli.evidence_cmd",
 )
 
 
