@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep
+from api.routes.bundles import bundle_download
 from api.routes.cases import CommentBody, ReviewBody, SetDeadlineBody, TransferBody
 from api.updates import send_update
 from api.web.context import CsrfChecked, Page, PageContext, PageForbidden, page_roles
@@ -24,6 +25,7 @@ from domain.calendar.service import working_calendar
 from domain.cases.models import AlertCase
 from domain.cases.service import CaseScope, ScopeKind, find_case, get_case_detail, timeline_photos
 from domain.users.models import Role
+from infra.evidence_bundles import Exporter
 from workflows.alert_case import (
     UPDATE_ADD_COMMENT,
     UPDATE_REMIND,
@@ -178,3 +180,19 @@ async def remind(
     case = officer_case(case_id, context, session)
     payload = RemindInput(actor=context.actor, note=note.strip())
     return await _act(context, session, case, name="remind", update=UPDATE_REMIND, payload=payload)
+
+
+@router.post("/cases/{case_id}/evidence-bundle", dependencies=[page_roles(*CASE_ROLES)])
+async def evidence_bundle(
+    case_id: str, context: CsrfChecked, session: SessionDep, reason: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    """The case's evidence bundle as a download; without a 事由 the page comes back saying so."""
+    case = officer_case(case_id, context, session)
+    if not reason.strip():
+        return await run_in_threadpool(
+            _case_page, context, session, case, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            error=context.tr.gettext("State the reason (事由) for exporting the evidence."))
+    actor = context.actor
+    return await bundle_download(context.request, case_id=case.case_id, reason=reason.strip(),
+                                 exporter=Exporter(username=actor.username, role=actor.role, unit=actor.unit),
+                                 audit_context=context.audit_context())

@@ -119,3 +119,22 @@ def test_an_export_needs_a_reason_and_the_right_role_and_scope(
     with Session(db_engine) as session:
         assert session.exec(select(CustodyEvent).where(col(CustodyEvent.action) == "exported")).all() == []
     assert bundle_api.post(path, json={"reason": "审计抽查"}, headers=as_user("auditor")).status_code == 200
+
+
+def test_the_case_page_downloads_the_bundle_with_a_reason(
+    bundle_api: TestClient, world: World, db_engine: Engine, evidence_store: EvidenceStore,
+) -> None:
+    from tests.web.conftest import csrf_of, sign_in
+
+    add_alert_with_evidence(db_engine, evidence_store, world, "case-m1", "m1")
+    officer = sign_in(TestClient(bundle_api.app, base_url="http://testserver"), "officer1")
+    page = officer.get("/cases/case-m1")
+    assert 'action="/cases/case-m1/evidence-bundle"' in page.text
+    without_reason = officer.post("/cases/case-m1/evidence-bundle", data={"csrf_token": csrf_of(page.text)})
+    assert without_reason.status_code == 422 and "事由" in without_reason.text
+    assert officer.post("/cases/case-m1/evidence-bundle", data={"reason": "核查"}).status_code == 403  # no CSRF token
+    download = officer.post("/cases/case-m1/evidence-bundle",
+                            data={"csrf_token": csrf_of(page.text), "reason": "案件核查"})
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    assert verify_bundle(io.BytesIO(download.content)).ok
+    officer.close()
