@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/vision.py
+	$(BIN)/python bench/transparency.py
+	$(BIN)/python bench/transparency_db.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
