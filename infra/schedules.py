@@ -5,8 +5,14 @@
   an outage the missed check runs once, late, rather than never.
 - ``<prefix>pending-alert-sweep``: ``PendingAlertSweepWorkflow`` every 5 minutes, delivering alerts stored
   while Temporal could not be reached whose senders never retried. Catch-up window 5 minutes.
+- ``<prefix>history-export-recent``: ``HistoryExportWorkflow`` every 5 minutes, exporting the histories of cases
+  (and hand-offs) closed in the last hour for auditors. Catch-up window 5 minutes.
+- ``<prefix>history-export-nightly``: ``HistoryExportWorkflow`` at 02:30 Asia/Shanghai (quiet hours), exporting
+  every closed one not exported yet, before Temporal's retention deletes it. Catch-up window 1 day.
+- ``<prefix>transparency-checkpoint``: ``TransparencyCheckpointWorkflow`` every ``checkpoint_every_minutes``
+  (default 5), signing a checkpoint of the evidence log when it grew. Catch-up window: one interval.
 
-Both skip a start while the previous run is still going (overlap SKIP). ``ensure_schedules`` is idempotent and
+All skip a start while the previous run is still going (overlap SKIP). ``ensure_schedules`` is idempotent and
 safe to race: it creates a missing schedule, and otherwise updates spec, action and policy to what this code
 says, keeping the schedule's state (an operator's pause and its note survive a worker restart).
 """
@@ -34,6 +40,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from activities.transparency import IssueCheckpointInput
+from workflows.history_export import HistoryExportInput, HistoryExportWorkflow
 from workflows.scheduled_checks import (
     DailyCertificateCheckInput,
     DailyCertificateCheckWorkflow,
@@ -46,15 +54,29 @@ log = logging.getLogger("sunshine.schedules")
 DEFAULT_ID_PREFIX = "sunshine-"
 CERTIFICATE_CHECK = "certificate-check-daily"
 PENDING_ALERT_SWEEP = "pending-alert-sweep"
+HISTORY_EXPORT_RECENT = "history-export-recent"
+HISTORY_EXPORT_NIGHTLY = "history-export-nightly"
+TRANSPARENCY_CHECKPOINT = "transparency-checkpoint"
+DEFAULT_CHECKPOINT_EVERY = timedelta(minutes=5)
 TIME_ZONE = "Asia/Shanghai"
 CERTIFICATE_CHECK_HOUR = 6
 SWEEP_EVERY = timedelta(minutes=5)
+HISTORY_EXPORT_EVERY = timedelta(minutes=5)
+HISTORY_EXPORT_WINDOW_MINUTES = 60  # twelve runs' worth: a few missed runs lose nothing
+HISTORY_EXPORT_NIGHTLY_AT = (2, 30)
 
 
-def desired_schedules(task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX) -> dict[str, Schedule]:
+def desired_schedules(task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX,
+                      checkpoint_every: timedelta = DEFAULT_CHECKPOINT_EVERY) -> dict[str, Schedule]:
     """Schedule id → the schedule as this code wants it."""
+    from workflows.transparency_checkpoint import TransparencyCheckpointWorkflow
+
     check_id = id_prefix + CERTIFICATE_CHECK
     sweep_id = id_prefix + PENDING_ALERT_SWEEP
+    recent_id = id_prefix + HISTORY_EXPORT_RECENT
+    nightly_id = id_prefix + HISTORY_EXPORT_NIGHTLY
+    nightly_hour, nightly_minute = HISTORY_EXPORT_NIGHTLY_AT
+    checkpoint_id = id_prefix + TRANSPARENCY_CHECKPOINT
     return {
         check_id: Schedule(
             action=ScheduleActionStartWorkflow(
@@ -91,12 +113,61 @@ def desired_schedules(task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX) ->
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=SWEEP_EVERY),
             state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
         ),
+        recent_id: Schedule(
+            action=ScheduleActionStartWorkflow(
+                HistoryExportWorkflow.run,
+                HistoryExportInput(closed_within_minutes=HISTORY_EXPORT_WINDOW_MINUTES, task_queue=task_queue),
+                id=recent_id,
+                task_queue=task_queue,
+                execution_timeout=timedelta(minutes=30),
+                static_summary="导出近期结案的工作流历史",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=HISTORY_EXPORT_EVERY)], time_zone_name=TIME_ZONE),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=HISTORY_EXPORT_EVERY),
+            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+        ),
+        nightly_id: Schedule(
+            action=ScheduleActionStartWorkflow(
+                HistoryExportWorkflow.run,
+                HistoryExportInput(closed_within_minutes=None, task_queue=task_queue),
+                id=nightly_id,
+                task_queue=task_queue,
+                execution_timeout=timedelta(hours=6),
+                static_summary="导出全部未导出的工作流历史",
+            ),
+            spec=ScheduleSpec(
+                calendars=[
+                    ScheduleCalendarSpec(
+                        hour=[ScheduleRange(nightly_hour)],
+                        minute=[ScheduleRange(nightly_minute)],
+                        comment="02:30 Beijing time, every day",
+                    )
+                ],
+                time_zone_name=TIME_ZONE,
+            ),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+        ),
+        checkpoint_id: Schedule(
+            action=ScheduleActionStartWorkflow(
+                TransparencyCheckpointWorkflow.run,
+                IssueCheckpointInput(),
+                id=checkpoint_id,
+                task_queue=task_queue,
+                execution_timeout=timedelta(minutes=10),
+                static_summary="签发证据日志检查点",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=checkpoint_every)], time_zone_name=TIME_ZONE),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=checkpoint_every),
+            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+        ),
     }
 
 
-async def ensure_schedules(client: Client, task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX) -> list[str]:
+async def ensure_schedules(client: Client, task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX,
+                           checkpoint_every: timedelta = DEFAULT_CHECKPOINT_EVERY) -> list[str]:
     """Create the schedules, or update existing ones to this code's definition; returns their ids."""
-    schedules = desired_schedules(task_queue, id_prefix=id_prefix)
+    schedules = desired_schedules(task_queue, id_prefix=id_prefix, checkpoint_every=checkpoint_every)
     for schedule_id, schedule in schedules.items():
         try:
             await client.create_schedule(schedule_id, schedule)

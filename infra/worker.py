@@ -25,6 +25,8 @@ from infra.db import make_engine
 from infra.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from activities.transparency import TransparencyActivities
+    from infra.history_export import HistoryExporter
     from infra.intake import AlertIntake
 
 log = logging.getLogger("sunshine.worker")
@@ -40,12 +42,17 @@ MAX_CACHED_WORKFLOWS = 10_000
 
 
 def casework_registrations(
-    client: Client, session_factory: Callable[[], Session], intake: AlertIntake | None = None
+    client: Client,
+    session_factory: Callable[[], Session],
+    intake: AlertIntake | None = None,
+    history_exporter: HistoryExporter | None = None,
+    transparency: TransparencyActivities | None = None,
 ) -> tuple[list[type], list[Any]]:
     """The workflows and activities of task queue "casework" (tests build their worker from the same lists).
 
     With ``intake``, also the scheduled checks (certificate expiry, pending-alert sweep), which raise alerts
-    through it."""
+    through it; with ``history_exporter``, the export of closed histories for auditors; with ``transparency``, the
+    periodic checkpoint of the evidence log."""
     from activities.calendar import CalendarActivities
     from activities.cases import CaseActivities
     from activities.handoffs import HandoffActivities
@@ -73,12 +80,28 @@ def casework_registrations(
         checks = ScheduledCheckActivities(session_factory, intake)
         workflows += [DailyCertificateCheckWorkflow, PendingAlertSweepWorkflow]
         activities += [checks.raise_certificate_alerts, checks.deliver_pending_alerts]
+    if history_exporter is not None:
+        from activities.history_export import HistoryExportActivities
+        from workflows.history_export import HistoryExportWorkflow
+
+        workflows.append(HistoryExportWorkflow)
+        activities.append(HistoryExportActivities(history_exporter).export_closed_histories)
+    if transparency is not None:
+        from workflows.transparency_checkpoint import TransparencyCheckpointWorkflow
+
+        workflows.append(TransparencyCheckpointWorkflow)
+        activities.append(transparency.issue_checkpoint)
     return workflows, activities
 
 
 def build_casework_worker(client: Client, settings: Settings) -> Worker:
+    from activities.transparency import TransparencyActivities
+    from infra.checkpoints import authority_for
+    from infra.code_version import code_version
     from infra.evidence_store import EvidenceStore
+    from infra.history_export import HistoryArchive, HistoryExporter
     from infra.intake import AlertIntake
+    from infra.transparency_key import ensure_signer_key, load_signer
 
     engine = make_engine(settings.effective_database_url)
 
@@ -91,7 +114,12 @@ def build_casework_worker(client: Client, settings: Settings) -> Worker:
         temporal_client_factory=this_client,
         task_queue=settings.temporal_task_queue,
     )
-    workflows, activities = casework_registrations(client, lambda: Session(engine), intake)
+    ensure_signer_key(settings)  # the exported histories' manifests are signed with it
+    exporter = HistoryExporter(client, HistoryArchive.from_settings(settings, engine))
+    tsa_url = None if settings.tsa_url is None else str(settings.tsa_url)
+    transparency = TransparencyActivities(engine, load_signer(settings), origin=settings.transparency_origin,
+                                          authority=authority_for(tsa_url), tsa_url=tsa_url)
+    workflows, activities = casework_registrations(client, lambda: Session(engine), intake, exporter, transparency)
     return Worker(
         client,
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
@@ -102,6 +130,7 @@ def build_casework_worker(client: Client, settings: Settings) -> Worker:
         workflows=workflows,
         activities=activities,
         graceful_shutdown_timeout=timedelta(seconds=5),
+        build_id=code_version(),  # recorded in every workflow task completed: the exported histories name the code
     )
 
 
@@ -121,7 +150,8 @@ async def run_worker(settings: Settings) -> None:
     from infra.schedules import ensure_schedules
 
     client = await _connect_with_retry(settings)
-    await ensure_schedules(client, settings.temporal_task_queue)
+    await ensure_schedules(client, settings.temporal_task_queue,
+                           checkpoint_every=timedelta(minutes=settings.checkpoint_every_minutes))
     worker = build_casework_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,10 @@
-"""The auditor's pages (审计): every case of the district read-only, and the audit log. No forms but filters.
+"""The auditor's pages (审计): every case of the district read-only, and the audit log. No forms but filters, and
+one button that changes no case: "Verify now" on a case's exported workflow history.
 
 The auditor verifies rather than watches: evidence is shown by its SM3 and SHA-256 digests and provenance,
-never as pictures (access matrix, domain note §9; ``/evidence`` refuses the role).
+never as pictures (access matrix, domain note §9; ``/evidence`` refuses the role). A closed case's Temporal
+history, exported to the locked bucket with a signed per-event chain (``infra.history_export``), is shown with
+its last verification, can be verified and replayed again against the running code, and downloaded.
 """
 
 from __future__ import annotations
@@ -9,19 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import urllib3
 from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.responses import Response
-from sqlmodel import col, select
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+from minio.error import S3Error
+from sqlmodel import Session, col, select
 
+from api.audit import audit_request
 from api.deps import SessionDep
 from api.web.brigade_pages import advice_view, deadline_views, decision_views, evidence_views
-from api.web.context import Page, page_roles
+from api.web.context import CsrfChecked, Page, PageContext, page_roles
 from api.web.i18n import N_, Translator
 from api.web.labels import ALERT_TYPE, CASE_STATUS
 from api.web.templating import BEIJING, render
-from domain.audit.models import AuditAction, AuditOutcome
+from domain.audit.models import AuditAction, AuditOutcome, WorkflowHistoryExport
 from domain.audit.service import AuditFilters, list_audit
 from domain.cases.service import (
     MAX_TEXT_QUERY_LENGTH,
@@ -36,8 +43,10 @@ from domain.cases.service import (
 from domain.errors import ValidationFailed
 from domain.merchants.models import StreetOffice
 from domain.users.models import Role
+from infra.history_export import HistoryArchive, HistoryExportError
 
 router = APIRouter(include_in_schema=False)
+HISTORY_PARTS = ("history.json", "manifest.txt")
 
 AUDITOR = page_roles(Role.auditor)
 DISTRICT = CaseScope(ScopeKind.everything)
@@ -57,12 +66,18 @@ ACTION_LABELS: dict[str, str] = {
     AuditAction.permission_denied: N_("Permission denied"),
     AuditAction.csrf_refused: N_("Forged or expired form refused"),
     AuditAction.evidence_viewed: N_("Evidence viewed"),
+    AuditAction.evidence_exported: N_("Evidence bundle exported"),
     AuditAction.case_action: N_("Case action"),
     AuditAction.handoff_action: N_("Transferred-case action"),
     AuditAction.user_created: N_("User created"),
     AuditAction.user_disabled: N_("User disabled"),
     AuditAction.user_enabled: N_("User enabled"),
     AuditAction.device_created: N_("Device created"),
+}
+VERDICT_LABELS: dict[str, str] = {
+    "deterministic": N_("Deterministic: the current code makes the same decisions"),
+    "diverged": N_("Diverged: the current code would decide differently"),
+    "tampered": N_("Tampered: the stored history is not what was exported"),
 }
 OUTCOME_LABELS: dict[str, str] = {
     AuditOutcome.success: N_("Success"),
@@ -129,7 +144,86 @@ def case_page(case_id: str, context: Page, session: SessionDep) -> Response:
         advice=advice_view(detail.case.disposition, context.tr),
         decisions=decision_views(detail.handoff),
         flags=sorted((detail.case.flags or {}).items()),
+        histories=_case_histories(session, case_id),
+        verdict_labels=VERDICT_LABELS,
     )
+
+
+# The case's exported workflow histories
+
+
+def _case_histories(session: Session, case_id: str) -> list[WorkflowHistoryExport]:
+    statement = (
+        select(WorkflowHistoryExport)
+        .where(col(WorkflowHistoryExport.case_id) == case_id)
+        .order_by(col(WorkflowHistoryExport.closed_at), col(WorkflowHistoryExport.workflow_id))
+    )
+    return list(session.exec(statement).all())
+
+
+def _case_history(context: PageContext, session: Session, case_id: str, workflow_id: str) -> WorkflowHistoryExport:
+    """The export of one of this case's workflows; 404 for anything else."""
+    record = session.get(WorkflowHistoryExport, workflow_id)
+    if record is None or record.case_id != case_id or find_case(session, case_id=case_id, scope=DISTRICT) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=context.tr.gettext("No such exported history."))
+    return record
+
+
+def _archive(context: PageContext) -> HistoryArchive:
+    from infra.transparency_key import SignerKeyMissing
+
+    app_state = context.request.app.state
+    try:
+        return HistoryArchive.from_settings(context.settings, app_state.engine, minio=app_state.minio)
+    except SignerKeyMissing:
+        raise _history_store_unavailable(context) from None
+
+
+def _history_store_unavailable(context: PageContext) -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=context.tr.gettext("The history archive is unavailable; try again shortly."),
+        headers={"Retry-After": "10"},
+    )
+
+
+def _audit_history(context: PageContext, record: WorkflowHistoryExport, what: str, **detail: object) -> None:
+    audit_request(context.request, context=context.audit_context(), action=AuditAction.case_action,
+                  target=f"workflow_history:{record.workflow_id}", reason=f"audit of case {record.case_id}",
+                  detail={"history": what, "run_id": record.run_id, "case_id": record.case_id, **detail})
+
+
+@router.post("/audit/cases/{case_id}/histories/{workflow_id}/verify", dependencies=[AUDITOR])
+async def verify_history(case_id: str, workflow_id: str, context: CsrfChecked, session: SessionDep) -> Response:
+    """Check the stored copy's chain and signature and replay it against the running code; the row keeps it."""
+    record = await run_in_threadpool(_case_history, context, session, case_id, workflow_id)
+    archive = await run_in_threadpool(_archive, context)
+    try:
+        verdict = await archive.verify_and_replay(record.workflow_id)
+    except (HistoryExportError, S3Error, urllib3.exceptions.HTTPError, OSError):
+        raise _history_store_unavailable(context) from None
+    await run_in_threadpool(_audit_history, context, record, "verified", verdict=verdict.verdict.value)
+    return RedirectResponse(f"/audit/cases/{quote(case_id)}#workflow-history", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/audit/cases/{case_id}/histories/{workflow_id}/{part}", dependencies=[AUDITOR])
+def download_history(case_id: str, workflow_id: str, part: str, context: Page, session: SessionDep) -> Response:
+    """The stored history JSON (``history.json``) or its signed manifest (``manifest.txt``), as exported."""
+    if part not in HISTORY_PARTS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=context.tr.gettext("No such exported history."))
+    record = _case_history(context, session, case_id, workflow_id)
+    try:
+        stored = _archive(context).load(record.workflow_id)
+    except (HistoryExportError, S3Error, urllib3.exceptions.HTTPError, OSError):
+        raise _history_store_unavailable(context) from None
+    _audit_history(context, record, f"downloaded {part}")
+    body, media_type = (
+        (stored.history, "application/json") if part == "history.json"
+        else (stored.manifest_note.encode("utf-8"), "text/plain; charset=utf-8")
+    )
+    filename = f"{record.workflow_id}.{record.run_id}.{'json' if part == 'history.json' else 'manifest.txt'}"
+    return Response(body, media_type=media_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
 
 
 # The audit log

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "infra.cli.model_cmd",
     "infra.cli.vision_cmd",
     "infra.cli.evidence_cmd",
+    "infra.cli.audit_cmd",
 )
 
 

@@ -304,7 +304,8 @@ async def test_the_schedules_exist_idempotently_and_the_daily_one_runs_the_check
     try:
         assert await ensure_schedules(temporal, settings.temporal_task_queue, id_prefix=prefix) == ids
         check_id, sweep_id = f"{prefix}certificate-check-daily", f"{prefix}pending-alert-sweep"
-        assert sorted(ids) == sorted([check_id, sweep_id])
+        assert sorted(ids) == sorted([check_id, sweep_id, f"{prefix}history-export-recent",
+                                      f"{prefix}history-export-nightly", f"{prefix}transparency-checkpoint"])
 
         check = await temporal.get_schedule_handle(check_id).describe()
         assert check.schedule.spec.time_zone_name == "Asia/Shanghai"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -222,3 +222,17 @@ def test_the_real_ingest_path_appends_each_new_object_once(evidence_store: Evide
         timedelta(hours=1)
     with Session(db_engine) as session:
         assert verify_custody_chain(session).ok
+
+
+def test_sunshine_audit_verify_custody_names_the_broken_row(
+    db_engine: Engine, cli: Callable[..., int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    ids = custody_chain_with_views(db_engine)
+    assert cli("audit", "verify-custody") == 0
+    assert capsys.readouterr().out.strip().startswith("INTACT: 5 custody row(s)")
+    as_superuser_attacker(db_engine, f"UPDATE custody_event SET unit = '别的单位' WHERE id = {ids[1]}",
+                          "custody_event")
+    assert cli("audit", "verify-custody") == 1
+    out = capsys.readouterr().out
+    assert f"✗ custody #{ids[1]}: its fields do not match its hash (the row was edited)" in out
+    assert "BROKEN (1 problem(s))" in out
