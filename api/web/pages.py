@@ -10,6 +10,7 @@ from api.web import (
     auditor_pages,
     auth_pages,
     brigade_pages,
+    bundle_pages,
     case_pages,
     command_pages,
     evidence_pages,
@@ -28,4 +29,5 @@ ROUTERS: list[APIRouter] = [
     command_pages.router,
     auditor_pages.router,
     admin_pages.router,
+    bundle_pages.router,
 ]

@@ -138,3 +138,30 @@ def test_the_case_page_downloads_the_bundle_with_a_reason(
     assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
     assert verify_bundle(io.BytesIO(download.content)).ok
     officer.close()
+
+
+def test_the_auditor_and_the_brigade_download_it_from_their_pages(
+    bundle_api: TestClient, world: World, db_engine: Engine, evidence_store: EvidenceStore,
+) -> None:
+    from tests.web.conftest import csrf_of, sign_in
+
+    add_alert_with_evidence(db_engine, evidence_store, world, "case-m3-transferred", "m3")
+    auditor = sign_in(TestClient(bundle_api.app, base_url="http://testserver"), "auditor")
+    page = auditor.get("/audit/cases/case-m3-transferred")
+    assert 'action="/audit/cases/case-m3-transferred/evidence-bundle"' in page.text
+    download = auditor.post("/audit/cases/case-m3-transferred/evidence-bundle",
+                            data={"csrf_token": csrf_of(page.text), "reason": "审计抽查"})
+    assert download.status_code == 200 and verify_bundle(io.BytesIO(download.content)).ok
+    assert auditor.post("/audit/cases/nope/evidence-bundle",
+                        data={"csrf_token": csrf_of(page.text), "reason": "x"}).status_code == 404
+
+    brigade = sign_in(TestClient(bundle_api.app, base_url="http://testserver"), "brigade")
+    page = brigade.get("/brigade/handoffs/handoff-case-m3-transferred")
+    assert 'action="/brigade/handoffs/handoff-case-m3-transferred/evidence-bundle"' in page.text
+    download = brigade.post("/brigade/handoffs/handoff-case-m3-transferred/evidence-bundle",
+                            data={"csrf_token": csrf_of(page.text), "reason": "立案调查"})
+    assert download.status_code == 200 and verify_bundle(io.BytesIO(download.content)).ok
+    assert brigade.post("/audit/cases/case-m3-transferred/evidence-bundle",
+                        data={"csrf_token": csrf_of(page.text), "reason": "x"}).status_code == 403
+    for client in (auditor, brigade):
+        client.close()

@@ -20,8 +20,10 @@ from domain.evidence.custody_chain import verify_custody_chain
 from domain.evidence.models import CollectionMethod, CustodyAction, CustodyEvent
 from domain.transparency import log
 from domain.transparency.merkle import InvalidProof, MemoryLog, leaf_hash, verify_consistency, verify_inclusion
-from domain.transparency.models import TransparencyLeaf
+from domain.transparency.models import CheckpointTimestamp, TransparencyLeaf
 from domain.transparency.signed_note import Checkpoint, NoteSigner, NoteVerifier, generate_signer_key
+from domain.transparency.timestamping import TimestampError, TimestampToken
+from infra.checkpoints import issue_checkpoint as issue_now
 from infra.evidence_store import EvidenceStore
 from tests.fixtures.database import truncate_all
 from tests.integration.test_evidence_store import jpeg
@@ -236,3 +238,37 @@ def test_sunshine_audit_verify_custody_names_the_broken_row(
     out = capsys.readouterr().out
     assert f"✗ custody #{ids[1]}: its fields do not match its hash (the row was edited)" in out
     assert "BROKEN (1 problem(s))" in out
+
+
+class RecordingAuthority:
+    """A time-stamp authority at the port: what it was asked to stamp, and a token naming it."""
+
+    def __init__(self, *, fails: bool = False) -> None:
+        self.stamped: list[bytes] = []
+        self.fails = fails
+
+    def stamp(self, data: bytes) -> TimestampToken:
+        if self.fails:
+            raise TimestampError("the TSA answered HTTP 503")
+        self.stamped.append(data)
+        return TimestampToken(der=b"TST:" + hashlib.sha256(data).digest(), gen_time=datetime.now(UTC),
+                              serial_number=len(self.stamped), tsa_url="https://tsa.test/stamp")
+
+
+def test_each_new_checkpoint_is_time_stamped_and_a_failing_authority_does_not_stop_it(db_engine: Engine) -> None:
+    seed(db_engine, 2)
+    authority = RecordingAuthority()
+    issued = issue_now(db_engine, signer=SIGNER, origin=ORIGIN, authority=authority)
+    assert issued is not None and issued.new and issued.timestamped
+    assert authority.stamped == [issued.checkpoint.note.encode()]
+    assert issue_now(db_engine, signer=SIGNER, origin=ORIGIN, authority=authority).new is False  # type: ignore[union-attr]
+    assert len(authority.stamped) == 1  # nothing new, nothing stamped
+
+    seed(db_engine, 1)
+    down = issue_now(db_engine, signer=SIGNER, origin=ORIGIN, authority=RecordingAuthority(fails=True))
+    assert down is not None and down.new and not down.timestamped and down.checkpoint.tree_size == 3
+    with Session(db_engine) as session:
+        tokens = session.exec(select(CheckpointTimestamp)).all()
+    assert [(t.checkpoint_id, t.tsa_url, t.serial_number) for t in tokens] == [
+        (issued.checkpoint.id, "https://tsa.test/stamp", "1")]
+    assert tokens[0].token == b"TST:" + hashlib.sha256(issued.checkpoint.note.encode()).digest()
