@@ -24,13 +24,17 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 from temporalio import activity
 
 from domain.alerts.taxonomy import alert_type_info
 from domain.cases.history import merchant_history
 from domain.cases.models import AlertCase, CaseEvent, EnforcementHandoff
+from domain.cases.service import evidence_ids_of, get_case_detail
 from domain.disposition import ADVICE_LABEL, DispositionFacts, advise
+from domain.errors import NotFound
+from domain.evidence.models import CustodyAction, CustodyEvent
+from domain.evidence.service import record_custody
 from domain.merchants.models import Camera, Merchant
 from domain.notifications.service import InboxNotifier, NotificationMessage, Notifier, Recipients
 
@@ -302,8 +306,42 @@ class CaseActivities:
         }
         with self._session_factory() as session:
             applied = _upsert_newer(session, EnforcementHandoff, "handoff_id", row)
+            if applied:
+                record_transfer_custody(session, case_id=snapshot.case_id, handoff_id=snapshot.handoff_id,
+                                        transferred_by=snapshot.transferred_by, reason=snapshot.reason)
             session.commit()
         return ProjectHandoffOutput(applied=applied)
+
+
+def record_transfer_custody(session: Session, *, case_id: str, handoff_id: str, transferred_by: str,
+                            reason: str) -> int:
+    """The case's evidence passes from the street office to the brigade: one ``transferred`` custody row per item,
+    once per hand-off (the projection may be applied again); how many were written."""
+    try:
+        detail = get_case_detail(session, case_id=case_id)
+    except NotFound:
+        return 0
+    evidence_ids = sorted(evidence_ids_of(detail))
+    if not evidence_ids:
+        return 0
+    logged = {
+        event.evidence_id
+        for event in session.exec(select(CustodyEvent).where(
+            col(CustodyEvent.evidence_id).in_(evidence_ids), col(CustodyEvent.action) == CustodyAction.transferred))
+        if event.detail.get("handoff_id") == handoff_id
+    }
+    actor = f"user:{transferred_by}" if transferred_by and ":" not in transferred_by else (transferred_by or
+                                                                                          "system:casework")
+    written = 0
+    for evidence_id in evidence_ids:
+        if evidence_id in logged:
+            continue
+        record_custody(session, evidence_id=evidence_id, action=CustodyAction.transferred, actor=actor[:100],
+                       unit=detail.street_office.code, reason=(reason or "移交执法支队")[:500],
+                       detail={"handoff_id": handoff_id, "case_id": case_id, "from": detail.street_office.code,
+                               "to": "brigade"})
+        written += 1
+    return written
 
 
 def _project_case(session: Session, snapshot: CaseSnapshot) -> bool:

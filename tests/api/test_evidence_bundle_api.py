@@ -165,3 +165,20 @@ def test_the_auditor_and_the_brigade_download_it_from_their_pages(
                         data={"csrf_token": csrf_of(page.text), "reason": "x"}).status_code == 403
     for client in (auditor, brigade):
         client.close()
+
+
+def test_a_transfer_to_the_brigade_enters_every_item_in_the_custody_log_once(
+    world: World, db_engine: Engine, evidence_store: EvidenceStore,
+) -> None:
+    from activities.cases import record_transfer_custody
+
+    add_alert_with_evidence(db_engine, evidence_store, world, "case-m3-transferred", "m3")
+    with Session(db_engine) as session:
+        args = {"case_id": "case-m3-transferred", "handoff_id": "handoff-case-m3-transferred",
+                "transferred_by": "officer2", "reason": "逾期未整改"}
+        assert record_transfer_custody(session, **args) == 2
+        assert record_transfer_custody(session, **args) == 0  # the projection applied again
+        session.commit()
+        rows = session.exec(select(CustodyEvent).where(col(CustodyEvent.action) == "transferred")).all()
+    assert {(row.actor, row.unit, row.reason, row.detail["to"]) for row in rows} == {
+        ("user:officer2", "machang", "逾期未整改", "brigade")}
