@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -71,97 +72,48 @@ def desired_schedules(task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX,
     """Schedule id → the schedule as this code wants it."""
     from workflows.transparency_checkpoint import TransparencyCheckpointWorkflow
 
-    check_id = id_prefix + CERTIFICATE_CHECK
-    sweep_id = id_prefix + PENDING_ALERT_SWEEP
-    recent_id = id_prefix + HISTORY_EXPORT_RECENT
-    nightly_id = id_prefix + HISTORY_EXPORT_NIGHTLY
     nightly_hour, nightly_minute = HISTORY_EXPORT_NIGHTLY_AT
-    checkpoint_id = id_prefix + TRANSPARENCY_CHECKPOINT
+    schedules: list[tuple[str, Any, Any, timedelta, str, timedelta | ScheduleCalendarSpec]] = [
+        (CERTIFICATE_CHECK, DailyCertificateCheckWorkflow.run, DailyCertificateCheckInput(), timedelta(hours=6),
+         "每日证照到期检查", _daily(CERTIFICATE_CHECK_HOUR, 0)),
+        (PENDING_ALERT_SWEEP, PendingAlertSweepWorkflow.run, PendingAlertSweepInput(), timedelta(minutes=15),
+         "补投递未送达的预警", SWEEP_EVERY),
+        (HISTORY_EXPORT_RECENT, HistoryExportWorkflow.run,
+         HistoryExportInput(closed_within_minutes=HISTORY_EXPORT_WINDOW_MINUTES, task_queue=task_queue),
+         timedelta(minutes=30), "导出近期结案的工作流历史", HISTORY_EXPORT_EVERY),
+        (HISTORY_EXPORT_NIGHTLY, HistoryExportWorkflow.run,
+         HistoryExportInput(closed_within_minutes=None, task_queue=task_queue), timedelta(hours=6),
+         "导出全部未导出的工作流历史", _daily(nightly_hour, nightly_minute)),
+        (TRANSPARENCY_CHECKPOINT, TransparencyCheckpointWorkflow.run, IssueCheckpointInput(), timedelta(minutes=10),
+         "签发证据日志检查点", checkpoint_every),
+    ]
     return {
-        check_id: Schedule(
-            action=ScheduleActionStartWorkflow(
-                DailyCertificateCheckWorkflow.run,
-                DailyCertificateCheckInput(),
-                id=check_id,  # the server appends the scheduled time
-                task_queue=task_queue,
-                execution_timeout=timedelta(hours=6),
-                static_summary="每日证照到期检查",
-            ),
-            spec=ScheduleSpec(
-                calendars=[
-                    ScheduleCalendarSpec(
-                        hour=[ScheduleRange(CERTIFICATE_CHECK_HOUR)],
-                        minute=[ScheduleRange(0)],
-                        comment="06:00 Beijing time, every day",
-                    )
-                ],
-                time_zone_name=TIME_ZONE,
-            ),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
-            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
-        ),
-        sweep_id: Schedule(
-            action=ScheduleActionStartWorkflow(
-                PendingAlertSweepWorkflow.run,
-                PendingAlertSweepInput(),
-                id=sweep_id,
-                task_queue=task_queue,
-                execution_timeout=timedelta(minutes=15),
-                static_summary="补投递未送达的预警",
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)], time_zone_name=TIME_ZONE),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=SWEEP_EVERY),
-            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
-        ),
-        recent_id: Schedule(
-            action=ScheduleActionStartWorkflow(
-                HistoryExportWorkflow.run,
-                HistoryExportInput(closed_within_minutes=HISTORY_EXPORT_WINDOW_MINUTES, task_queue=task_queue),
-                id=recent_id,
-                task_queue=task_queue,
-                execution_timeout=timedelta(minutes=30),
-                static_summary="导出近期结案的工作流历史",
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=HISTORY_EXPORT_EVERY)], time_zone_name=TIME_ZONE),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=HISTORY_EXPORT_EVERY),
-            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
-        ),
-        nightly_id: Schedule(
-            action=ScheduleActionStartWorkflow(
-                HistoryExportWorkflow.run,
-                HistoryExportInput(closed_within_minutes=None, task_queue=task_queue),
-                id=nightly_id,
-                task_queue=task_queue,
-                execution_timeout=timedelta(hours=6),
-                static_summary="导出全部未导出的工作流历史",
-            ),
-            spec=ScheduleSpec(
-                calendars=[
-                    ScheduleCalendarSpec(
-                        hour=[ScheduleRange(nightly_hour)],
-                        minute=[ScheduleRange(nightly_minute)],
-                        comment="02:30 Beijing time, every day",
-                    )
-                ],
-                time_zone_name=TIME_ZONE,
-            ),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
-            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
-        ),
-        checkpoint_id: Schedule(
-            action=ScheduleActionStartWorkflow(
-                TransparencyCheckpointWorkflow.run,
-                IssueCheckpointInput(),
-                id=checkpoint_id,
-                task_queue=task_queue,
-                execution_timeout=timedelta(minutes=10),
-                static_summary="签发证据日志检查点",
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=checkpoint_every)], time_zone_name=TIME_ZONE),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=checkpoint_every),
-            state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
-        ),
+        id_prefix + name: _schedule(id_prefix + name, task_queue, run, argument, timeout, summary, when)
+        for name, run, argument, timeout, summary, when in schedules
     }
+
+
+def _daily(hour: int, minute: int) -> ScheduleCalendarSpec:
+    return ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)],
+                                comment=f"{hour:02d}:{minute:02d} Beijing time, every day")
+
+
+def _schedule(schedule_id: str, task_queue: str, run: Any, argument: Any, timeout: timedelta, summary: str,
+              when: timedelta | ScheduleCalendarSpec) -> Schedule:
+    """Every interval (catch-up: one interval) or at a time of day (catch-up: a day); overlap SKIP."""
+    if isinstance(when, timedelta):
+        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=when)], time_zone_name=TIME_ZONE)
+        catchup = when
+    else:
+        spec = ScheduleSpec(calendars=[when], time_zone_name=TIME_ZONE)
+        catchup = timedelta(days=1)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(run, argument, id=schedule_id,  # the server appends the scheduled time
+                                           task_queue=task_queue, execution_timeout=timeout, static_summary=summary),
+        spec=spec,
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=catchup),
+        state=ScheduleState(note="managed by the Sunshine worker (infra/schedules.py)"),
+    )
 
 
 async def ensure_schedules(client: Client, task_queue: str, *, id_prefix: str = DEFAULT_ID_PREFIX,
