@@ -88,7 +88,7 @@ class MotionConfig:
     max_speed_widths_per_s: float = 0.6  # a running rat crosses a 5 m view in ~2 s
     min_match_distance_fraction: float = 0.05  # of the frame width, whatever the time step
     min_travel_fraction: float = 0.02  # of the frame width, from where the track started
-    cooldown_s: float = 60.0  # per camera, between two pest findings
+    cooldown_s: float = 600.0  # per camera, between two pest findings (as the detector rules: 10 minutes)
     timezone: str = "Asia/Shanghai"  # business hours are Beijing time
 
     def __post_init__(self) -> None:

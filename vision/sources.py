@@ -464,7 +464,13 @@ class FileSource(FrameSource):
             self._wait_until_due()
             sampled_at = self._clock.now()
             self._origin = self._origin or sampled_at
-            wanted = math.floor((sampled_at - self._origin).total_seconds() * self._file_fps)
+            # A file recorded slower than the sampling rate (a 1-frame/s demo sampled at 5/s): wait for its next
+            # frame rather than play it faster than it was recorded (each file frame is handed out once).
+            next_frame_at = self._origin + timedelta(seconds=self._next_index / self._file_fps)
+            if sampled_at < next_frame_at:
+                self._clock.sleep((next_frame_at - sampled_at).total_seconds())
+                sampled_at = self._clock.now()
+            wanted = math.floor((sampled_at - self._origin).total_seconds() * self._file_fps + 1e-9)
         else:
             wanted = math.floor(self._cursor + 1e-9)
             self._cursor += self._file_fps / self.sample_fps

@@ -442,3 +442,18 @@ def test_opencv_and_ffmpeg_stay_quiet_about_unreachable_streams() -> None:
               "    assert not cv2.VideoCapture(url).isOpened()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, check=True)
     assert done.stdout + done.stderr == b"", "the sources report failures through logging, URLs masked"
+
+
+def test_a_realtime_file_slower_than_the_sampling_rate_plays_at_its_own_speed(tmp_path: Path):
+    # A 1-frame/s demo video sampled at 5/s: one new file frame per second, never the file played 5× faster
+    # (a 60-second covered lens in the video must stay 60 seconds long for the watch).
+    slow = write_video(tmp_path / "slow.avi", "MJPG", frames=12, fps=1)
+    clock = FakeClock()
+    source = open_source(slow.as_uri(), sample_fps=5, clock=clock)
+    frames = []
+    while clock.now() < T0 + timedelta(seconds=8):
+        frame = source.read()
+        assert frame is not None
+        frames.append(frame)
+    assert [index_of(f.image) for f in frames] == list(range(len(frames)))
+    assert [round((f.captured_at - T0).total_seconds(), 6) for f in frames] == [float(n) for n in range(len(frames))]
