@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,8 +14,9 @@ from infra.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def test_healthz_names_the_dependencies_that_are_down(database_url: str) -> None:
+def test_healthz_names_the_dependencies_that_are_down(database_url: str, tmp_path: Path) -> None:
     settings = Settings(
+        var_dir=tmp_path / "var",  # the app makes its transparency key there
         database_url=database_url,  # type: ignore[arg-type]
         temporal_address=f"127.0.0.1:{free_port()}",  # nothing listens there
         s3_endpoint=f"http://127.0.0.1:{free_port()}",  # type: ignore[arg-type]
@@ -30,10 +33,12 @@ def test_healthz_names_the_dependencies_that_are_down(database_url: str) -> None
     assert body["checks"]["object_store"]["error"]
 
 
-def test_healthz_is_green_when_every_dependency_answers(database_url: str, seaweedfs, temporal_dev_server) -> None:
+def test_healthz_is_green_when_every_dependency_answers(database_url: str, seaweedfs, temporal_dev_server,
+                                                        tmp_path: Path) -> None:
     from infra.clients import make_minio_client
 
     settings = Settings(
+        var_dir=tmp_path / "var",
         database_url=database_url,  # type: ignore[arg-type]
         temporal_address=temporal_dev_server,
         s3_endpoint=seaweedfs.endpoint,
