@@ -33,7 +33,7 @@ from domain.cases.models import AlertCase, CaseEvent, EnforcementHandoff
 from domain.cases.service import evidence_ids_of, get_case_detail
 from domain.disposition import ADVICE_LABEL, DispositionFacts, advise
 from domain.errors import NotFound
-from domain.evidence.models import CustodyAction, CustodyEvent
+from domain.evidence.models import CustodyAction, CustodyEvent, Evidence
 from domain.evidence.service import record_custody
 from domain.merchants.models import Camera, Merchant
 from domain.notifications.service import InboxNotifier, NotificationMessage, Notifier, Recipients
@@ -321,7 +321,9 @@ def record_transfer_custody(session: Session, *, case_id: str, handoff_id: str, 
         detail = get_case_detail(session, case_id=case_id)
     except NotFound:
         return 0
-    evidence_ids = sorted(evidence_ids_of(detail))
+    referred = evidence_ids_of(detail)
+    # A timeline photo names its evidence in the event payload: only recorded evidence has a custody log.
+    evidence_ids = sorted(session.exec(select(Evidence.id).where(col(Evidence.id).in_(referred))).all())
     if not evidence_ids:
         return 0
     logged = {
