@@ -67,6 +67,8 @@ ACTION_LABELS: dict[str, str] = {
     AuditAction.csrf_refused: N_("Forged or expired form refused"),
     AuditAction.evidence_viewed: N_("Evidence viewed"),
     AuditAction.evidence_exported: N_("Evidence bundle exported"),
+    AuditAction.history_verified: N_("Workflow history verified"),
+    AuditAction.history_downloaded: N_("Workflow history downloaded"),
     AuditAction.case_action: N_("Case action"),
     AuditAction.handoff_action: N_("Transferred-case action"),
     AuditAction.user_created: N_("User created"),
@@ -188,7 +190,8 @@ def _history_store_unavailable(context: PageContext) -> HTTPException:
 
 
 def _audit_history(context: PageContext, record: WorkflowHistoryExport, what: str, **detail: object) -> None:
-    audit_request(context.request, context=context.audit_context(), action=AuditAction.case_action,
+    action = AuditAction.history_verified if what == "verified" else AuditAction.history_downloaded
+    audit_request(context.request, context=context.audit_context(), action=action,
                   target=f"workflow_history:{record.workflow_id}", reason=f"audit of case {record.case_id}",
                   detail={"history": what, "run_id": record.run_id, "case_id": record.case_id, **detail})
 

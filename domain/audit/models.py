@@ -27,6 +27,8 @@ class AuditAction(StrEnum):
     csrf_refused = "csrf_refused"
     evidence_viewed = "evidence_viewed"
     evidence_exported = "evidence_exported"
+    history_verified = "history_verified"
+    history_downloaded = "history_downloaded"
     case_action = "case_action"
     handoff_action = "handoff_action"
     user_created = "user_created"

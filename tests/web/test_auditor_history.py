@@ -81,6 +81,7 @@ def test_the_case_page_shows_the_export_and_verify_now_replays_it(
         assert row is not None and row.verified_at is not None and row.verification["verdict"] == "deterministic"
     [audited] = history_audit_rows(db_engine)
     assert audited.username == "auditor" and audited.detail["history"] == "verified"
+    assert audited.action == "history_verified"
     assert audited.detail["verdict"] == "deterministic"
 
 
@@ -94,8 +95,8 @@ def test_the_auditor_downloads_the_history_and_its_signed_manifest(
     manifest = auditor.get(f"{base}/manifest.txt")
     assert manifest.status_code == 200 and manifest.text.startswith("sunshine-workflow-history/1\n")
     assert f"chain-head {exported.chain_head}\n" in manifest.text
-    assert [row.detail["history"] for row in history_audit_rows(db_engine)] == [
-        "downloaded history.json", "downloaded manifest.txt"]
+    assert [(row.action, row.detail["history"]) for row in history_audit_rows(db_engine)] == [
+        ("history_downloaded", "downloaded history.json"), ("history_downloaded", "downloaded manifest.txt")]
     assert auditor.get(f"{base}/other.bin").status_code == 404
     assert auditor.get(f"/audit/cases/case-m1/histories/{CASE_ID}/history.json").status_code == 404
     assert auditor.get(f"/audit/cases/{CASE_ID}/histories/handoff-{CASE_ID}/history.json").status_code == 404
