@@ -340,7 +340,7 @@ def _model_meta(provenance: Mapping[str, Any] | None) -> dict[str, str] | None:
     ``meta.model`` (name, version, sha256)."""
     if not provenance:
         return None
-    meta = {key: provenance.get(f"model_{key}", provenance.get(key)) for key in ("name", "version", "sha256")}
+    meta = {key: provenance.get(f"model_{key}") for key in ("name", "version", "sha256")}
     if all(isinstance(value, str) and value for value in meta.values()):
         return {key: str(value) for key, value in meta.items()}
     return None

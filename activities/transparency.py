@@ -34,13 +34,15 @@ class TransparencyActivities:
         self._origin = origin
         self._authority = authority
         self._tsa_url = tsa_url
+        self._backfilled = False  # evidence from before the log: appended until a run finds none
 
     @activity.defn(name="issue_checkpoint")
     def issue_checkpoint(self, request: IssueCheckpointInput) -> IssueCheckpointOutput:
         issued = issue_checkpoint(self._engine, signer=self._signer, origin=self._origin, force=request.force,
-                                  authority=self._authority, tsa_url=self._tsa_url)
+                                  authority=self._authority, tsa_url=self._tsa_url, backfill=not self._backfilled)
         if issued is None:
             return IssueCheckpointOutput(issued=False)
+        self._backfilled = self._backfilled or issued.appended_missing == 0
         return IssueCheckpointOutput(issued=issued.new, tree_size=issued.checkpoint.tree_size,
                                      checkpoint_id=issued.checkpoint.id, appended_missing=issued.appended_missing,
                                      timestamped=issued.timestamped)

@@ -1,7 +1,8 @@
 """Issuing checkpoints of the evidence transparency log: evidence recorded before the log existed is appended, the
 custody chain's head is signed along, and the note is time-stamped by the configured RFC 3161 authority.
 
-Used by the periodic Temporal Schedule (every ``checkpoint_every_minutes`` when the tree grew), by
+Used by the periodic Temporal Schedule (every ``checkpoint_every_minutes`` when the tree grew; it also appends
+evidence recorded before the log existed, until none is left), by
 ``POST /api/v1/transparency/checkpoint`` (on demand) and before an evidence bundle is built (its proofs need a
 checkpoint that holds its records).
 """
@@ -12,9 +13,9 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from domain.evidence.models import CustodyEvent
+from domain.evidence.custody_chain import chain_head
 from domain.transparency import log
 from domain.transparency.models import CheckpointTimestamp, TransparencyCheckpoint
 from domain.transparency.signed_note import NoteSigner
@@ -33,13 +34,8 @@ class IssuedCheckpoint:
 
 
 def custody_head(session: Session) -> log.CustodyHead | None:
-    row = session.exec(
-        select(CustodyEvent.id, CustodyEvent.row_hash).where(col(CustodyEvent.row_hash).is_not(None))
-        .order_by(col(CustodyEvent.id).desc()).limit(1)
-    ).first()
-    if row is None or row[0] is None or row[1] is None:
-        return None
-    return log.CustodyHead(seq=row[0], row_hash=row[1])
+    head = chain_head(session)
+    return None if head is None else log.CustodyHead(seq=head[0], row_hash=head[1])
 
 
 def authority_for(tsa_url: str | None) -> TimestampAuthority | None:
@@ -48,11 +44,13 @@ def authority_for(tsa_url: str | None) -> TimestampAuthority | None:
 
 def issue_checkpoint(
     engine: Engine, *, signer: NoteSigner, origin: str, force: bool = False,
-    authority: TimestampAuthority | None = None, tsa_url: str | None = None,
+    authority: TimestampAuthority | None = None, tsa_url: str | None = None, backfill: bool = False,
 ) -> IssuedCheckpoint | None:
-    """A new checkpoint when the tree grew (or ``force``), else the latest one; None while the log is empty."""
+    """A new checkpoint when the tree grew (or ``force``), else the latest one; None while the log is empty.
+    ``backfill`` first appends evidence recorded before the log existed (a scan of the evidence table: the
+    scheduled run does it until nothing is left)."""
     with session_scope(engine) as session:
-        appended = log.append_missing(session)
+        appended = log.append_missing(session) if backfill else 0
         if log.tree_size(session) == 0 and not force:
             return None
         issued = log.issue_checkpoint(session, signer=signer, origin=origin, custody_head=custody_head(session),

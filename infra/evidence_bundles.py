@@ -1,7 +1,8 @@
 """The evidence bundle of one case (issue 6): everything an auditor needs to check the case's evidence offline.
 
-Order of work: a checkpoint that holds every record of the case is issued (or the latest one already does); the
-export is entered in the custody log of every item, with its 事由, in one transaction; then the ZIP is written:
+Order of work: the export is entered in the custody log of every item, with its 事由, in one transaction (an item
+recorded before the log existed is appended to it there); a checkpoint that holds every record of the case is
+issued (or the latest one already does); then the ZIP is written:
 records, their inclusion proofs against that checkpoint, the bytes streamed from the locked bucket (digests checked
 while read), the custody rows, the 电子数据提取笔录, all signed (``domain.transparency.bundle``).
 """
@@ -26,6 +27,7 @@ from domain.evidence.models import CustodyAction, CustodyEvent
 from domain.evidence.refs import EvidenceRef
 from domain.transparency import log
 from domain.transparency.bundle import BundleContents, BundleEvidence, ChunkSource, write_bundle
+from domain.transparency.merkle import inclusion_proof
 from domain.transparency.models import TransparencyCheckpoint
 from domain.transparency.signed_note import NoteSigner
 from infra.checkpoints import issue_checkpoint
@@ -67,20 +69,22 @@ def write_case_bundle(
 ) -> BundleSummary:
     reason = check_reason(reason)
     bundle_id = str(evidence_service.new_evidence_id())
-    issue_checkpoint(engine, signer=signer, origin=origin)  # the case's newest record may be newer than the latest
     with session_scope(engine) as session:
         detail = get_case_detail(session, case_id=case_id)
         evidence_ids = sorted(evidence_ids_of(detail))
         for evidence_id in evidence_ids:
+            log.append_leaf(session, evidence_service.get_evidence(session, evidence_id))  # recorded before the log
             evidence_service.record_custody(
                 session, evidence_id=evidence_id, action=CustodyAction.exported, actor=f"user:{exporter.username}",
                 actor_role=exporter.role, unit=exporter.unit, reason=reason,
                 detail={"bundle_id": bundle_id, "case_id": case_id})
+    issue_checkpoint(engine, signer=signer, origin=origin)  # the case's newest record may be newer than the latest
     with Session(engine, expire_on_commit=False) as session:
         checkpoint = log.latest_checkpoint(session)
         if checkpoint is None:
             raise ValidationFailed(f"case {case_id} has no evidence in the transparency log")
-        items = [_bundle_item(session, evidence_id, checkpoint) for evidence_id in evidence_ids]
+        nodes = log.DatabaseNodes(session)
+        items = [_bundle_item(session, nodes, evidence_id, checkpoint) for evidence_id in evidence_ids]
         refs = {item.record["sha256"]: EvidenceRef.from_record(evidence_service.get_evidence(session, evidence_id))
                 for item, evidence_id in zip(items, evidence_ids, strict=True)}
         custody = [custody_row(event) for event in session.exec(
@@ -102,12 +106,13 @@ def write_case_bundle(
     return BundleSummary(bundle_id=bundle_id, case_id=case_id, items=len(items), tree_size=checkpoint.tree_size)
 
 
-def _bundle_item(session: Session, evidence_id: uuid.UUID, checkpoint: TransparencyCheckpoint) -> BundleEvidence:
+def _bundle_item(session: Session, nodes: log.DatabaseNodes, evidence_id: uuid.UUID,
+                 checkpoint: TransparencyCheckpoint) -> BundleEvidence:
     leaf = log.leaf_of(session, evidence_id)
     return BundleEvidence(
         record=log.leaf_record(leaf),
         leaf_index=leaf.leaf_index,
-        inclusion_proof=log.inclusion(session, leaf_index=leaf.leaf_index, size=checkpoint.tree_size),
+        inclusion_proof=inclusion_proof(nodes, leaf.leaf_index, checkpoint.tree_size),
     )
 
 

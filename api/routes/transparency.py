@@ -49,7 +49,7 @@ def latest_checkpoint(session: SessionDep) -> Response:
 
 @router.post("/checkpoint", response_class=Response, dependencies=[require_roles(*ISSUE_ROLES)],
              responses={201: {"content": {"text/plain": {}}}})
-async def issue_now(request: Request, user: CurrentUser) -> Response:
+async def issue_now(request: Request) -> Response:
     """A checkpoint now, if the log grew since the latest one (201); else the latest one (200)."""
     settings: Settings = request.app.state.settings
     tsa_url = None if settings.tsa_url is None else str(settings.tsa_url)

@@ -8,7 +8,7 @@ consumes its id): the links, not the ids, show a removed row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -43,16 +43,24 @@ def custody_row(event: CustodyEvent) -> dict[str, Any]:
     return {**custody_fields(event), "prev_hash": event.prev_hash, "row_hash": event.row_hash}
 
 
+def chain_head(session: Session) -> tuple[int, str] | None:
+    """The newest row's (seq, row hash); None while the log is empty."""
+    row = session.exec(
+        select(CustodyEvent.id, CustodyEvent.row_hash).where(col(CustodyEvent.row_hash).is_not(None))
+        .order_by(col(CustodyEvent.id).desc()).limit(1)
+    ).first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return row[0], row[1]
+
+
 def append_custody(session: Session, event: CustodyEvent) -> CustodyEvent:
     """Add ``event`` as the chain's newest row (flushed, not committed)."""
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CUSTODY_CHAIN_LOCK})
-    previous = session.exec(
-        select(CustodyEvent.row_hash).where(col(CustodyEvent.row_hash).is_not(None))
-        .order_by(col(CustodyEvent.id).desc()).limit(1)
-    ).first()
+    head = chain_head(session)
     event.id = session.execute(text("SELECT nextval(pg_get_serial_sequence('custody_event', 'id'))")).scalar_one()
     event.at = (event.at or utcnow()).astimezone(UTC)
-    event.prev_hash = previous or GENESIS_HASH
+    event.prev_hash = GENESIS_HASH if head is None else head[1]
     event.row_hash = custody_row_hash(event.prev_hash, custody_fields(event))
     session.add(event)
     session.flush()
@@ -71,7 +79,7 @@ class CustodyChainReport:
         return not self.problems
 
 
-def verify_custody_chain(session: Session, *, anchors: Iterator[tuple[int, str]] = iter(())) -> CustodyChainReport:
+def verify_custody_chain(session: Session, *, anchors: Iterable[tuple[int, str]] = ()) -> CustodyChainReport:
     """Walk the whole log in order: every link and every row hash; ``anchors`` are (seq, row hash) pairs recorded
     elsewhere (the signed checkpoints): a row cut off the end of the chain, or a rewritten chain, misses them."""
     report = CustodyChainReport()

@@ -214,9 +214,9 @@ def custody_anchors(session: Session) -> list[tuple[int, str]]:
     """The custody heads the signed checkpoints recorded: (seq, row hash)."""
     anchors = []
     for note in session.exec(select(TransparencyCheckpoint.note)):
-        for line in note.split("\n\n", 1)[0].splitlines()[3:]:
-            name, _, rest = line.partition(" ")
-            seq, _, row_hash = rest.partition(" ")
+        body = note.split("\n\n", 1)[0] + "\n"  # the signed text; the signatures follow a blank line
+        for line in Checkpoint.parse(body).extensions:
+            name, seq, row_hash = [*line.split(" "), "", ""][:3]
             if name == CUSTODY_EXTENSION and seq.isdigit():
                 anchors.append((int(seq), row_hash))
     return anchors

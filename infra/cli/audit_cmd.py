@@ -79,7 +79,7 @@ def _verify_custody(args: argparse.Namespace) -> int:
 
     with _transaction() as session:
         anchors = custody_anchors(session)
-        report = verify_custody_chain(session, anchors=iter(anchors))
+        report = verify_custody_chain(session, anchors=anchors)
     for problem in report.problems:
         print(f"✗ {problem}")
     head = "empty" if report.head_seq is None else f"head #{report.head_seq} {report.head_hash}"
