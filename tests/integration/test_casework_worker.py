@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -35,10 +36,10 @@ class DeadlineProbe:
 
 
 async def test_compute_deadline_through_the_worker(
-    temporal_dev_server: str, database_url: str, db_engine: Engine
+    temporal_dev_server: str, database_url: str, db_engine: Engine, tmp_path: Path
 ) -> None:
     settings = Settings(database_url=database_url, temporal_address=temporal_dev_server,  # type: ignore[arg-type]
-                        temporal_task_queue=f"casework-{uuid.uuid4().hex[:8]}")
+                        temporal_task_queue=f"casework-{uuid.uuid4().hex[:8]}", var_dir=tmp_path / "var")
     client = await Client.connect(temporal_dev_server)
     worker = build_casework_worker(client, settings)
     # Its own queue: the casework worker already polls workflow tasks on the casework queue.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -89,9 +90,10 @@ async def test_start_handoff_is_idempotent(env: WorkflowEnvironment, db_engine: 
 
 
 async def test_the_casework_worker_runs_a_case(env: WorkflowEnvironment, database_url: str, db_engine: Engine,
-                                               world: World) -> None:
+                                               world: World, tmp_path: Path) -> None:
     """build_casework_worker (what `sunshine up` runs) registers both workflows and every activity."""
-    settings = Settings(database_url=database_url, temporal_task_queue="casework-built")  # type: ignore[arg-type]
+    settings = Settings(database_url=database_url, temporal_task_queue="casework-built",  # type: ignore[arg-type]
+                        var_dir=tmp_path / "var")  # the worker makes its signer key there
     casework = Casework(env=env, engine=db_engine, world=world, task_queue=settings.temporal_task_queue)
     async with build_casework_worker(env.client, settings):
         handle, _ = await casework.open_case("no_hat")
